@@ -1,0 +1,69 @@
+"""lucent_ws: an embeddable realtime hub for aiohttp.
+
+Rooms, direct messages, broadcasts, per-connection metadata, stats and a
+heartbeat in one in-process :class:`WebSocketManager`, served over a JSON
+WebSocket protocol with an admin HTTP API and a dashboard.
+
+Quick use::
+
+    from aiohttp import web
+    import lucent_ws
+
+    app = web.Application()
+    app.add_subapp("/realtime/", lucent_ws.create_app())
+    # anywhere on the event loop:
+    lucent_ws.ws_manager.broadcast_to_room("posts", {"type": "post:created"})
+"""
+
+from __future__ import annotations
+
+from .app import create_app, drain, setup
+from .auth import CredentialReader, jwt_authenticator, token_authenticator
+from .config import HeartbeatConfig, Limits
+from .errors import (
+    AuthenticationFailed,
+    BrokerError,
+    ConfigurationError,
+    HandshakeError,
+    LucentWSError,
+    OriginRejected,
+    ProtocolError,
+    ServiceUnavailable,
+)
+from .handler import WebSocketHandler, websocket_handler
+from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
+from .manager import CloseCode, Connection, WebSocketManager
+
+__all__ = [
+    "HANDLER_KEY",
+    "MANAGER_KEY",
+    "STATE_KEY",
+    "AuthenticationFailed",
+    "BrokerError",
+    "CloseCode",
+    "ConfigurationError",
+    "Connection",
+    "CredentialReader",
+    "HandshakeError",
+    "HeartbeatConfig",
+    "Limits",
+    "LucentWSError",
+    "OriginRejected",
+    "ProtocolError",
+    "ServiceUnavailable",
+    "WebSocketHandler",
+    "WebSocketManager",
+    "__version__",
+    "create_app",
+    "drain",
+    "jwt_authenticator",
+    "setup",
+    "token_authenticator",
+    "websocket_handler",
+    "ws_manager",
+]
+
+__version__ = "0.1.0"
+
+ws_manager = WebSocketManager()
+"""The default manager, shared by every app that is not given another one."""

@@ -1,0 +1,1 @@
+"""The admin HTTP API, metrics and dashboard."""

@@ -1,0 +1,96 @@
+"""aiohttp integration: a ready app (:func:`create_app`) or an endpoint in yours (:func:`setup`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from .auth import Authenticator
+from .config import HeartbeatConfig, Limits
+from .handler import WebSocketHandler, websocket_handler
+from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
+from .manager import CloseCode, WebSocketManager
+from .session import JoinHook
+
+__all__ = ["create_app", "drain", "setup"]
+
+
+def setup(
+    app: web.Application,
+    *,
+    path: str = "/ws",
+    manager: WebSocketManager | None = None,
+    heartbeat: HeartbeatConfig | bool | None = True,
+    on_join_room: JoinHook | None = None,
+    authenticate: Authenticator | None = None,
+    require_auth: bool = False,
+    allowed_origins: Iterable[str] = (),
+    limits: Limits | None = None,
+) -> WebSocketHandler:
+    """Add the WebSocket endpoint to an existing app, like the original plugin.
+
+    Stores the manager, handler and shutdown state under the keys of
+    :mod:`lucent_ws.keys`, and closes every connection with 1001 when the app
+    shuts down. Returns the handler.
+    """
+    handler = websocket_handler(
+        manager=manager,
+        on_join_room=on_join_room,
+        authenticate=authenticate,
+        require_auth=require_auth,
+        allowed_origins=allowed_origins,
+        limits=limits,
+        heartbeat=heartbeat,
+    )
+    app[MANAGER_KEY] = handler.manager
+    app[HANDLER_KEY] = handler
+    app[STATE_KEY] = handler.state
+    app.router.add_get(path, handler, name="lucent_ws")
+    app.on_shutdown.append(drain)
+    app.on_cleanup.append(_stop_heartbeat)
+    return handler
+
+
+def create_app(
+    path: str = "/ws",
+    *,
+    manager: WebSocketManager | None = None,
+    heartbeat: HeartbeatConfig | bool | None = True,
+    on_join_room: JoinHook | None = None,
+    authenticate: Authenticator | None = None,
+    require_auth: bool = False,
+    allowed_origins: Iterable[str] = (),
+    limits: Limits | None = None,
+) -> web.Application:
+    """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.
+
+    Each call returns a fresh app (a frozen app cannot be mounted twice).
+    """
+    app = web.Application()
+    setup(
+        app,
+        path=path,
+        manager=manager,
+        heartbeat=heartbeat,
+        on_join_room=on_join_room,
+        authenticate=authenticate,
+        require_auth=require_auth,
+        allowed_origins=allowed_origins,
+        limits=limits,
+    )
+    return app
+
+
+async def drain(app: web.Application) -> None:
+    """Refuse new handshakes (503) and close every connection with 1001, in parallel.
+
+    Each socket gets the manager's ``close_timeout``; stuck ones are aborted.
+    Runs by itself on app shutdown; call it earlier to drain before stopping.
+    """
+    app[STATE_KEY].draining = True
+    await app[MANAGER_KEY].close_all(CloseCode.GOING_AWAY, "Server shutting down")
+
+
+async def _stop_heartbeat(app: web.Application) -> None:
+    app[MANAGER_KEY].stop_heartbeat()

@@ -1,0 +1,159 @@
+"""Handshake authentication: the ``authenticate(request)`` hook and ready-made ones.
+
+An authenticator takes the handshake ``web.Request`` and returns (or resolves
+to) an identity mapping, whose keys become the connection's metadata, or None
+for an anonymous client. It raises :class:`~lucent_ws.errors.AuthenticationFailed`
+for credentials that are present but invalid; the handshake then gets 401.
+
+The ready-made authenticators read one credential from, in this order, the
+``Authorization: Bearer`` header, a cookie, the ``Sec-WebSocket-Protocol``
+header (a browser sends ``new WebSocket(url, ["bearer", token])``; the server
+answers with the ``bearer`` subprotocol) or the query string. Credentials are
+never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+from .errors import AuthenticationFailed
+
+__all__ = [
+    "BEARER_SUBPROTOCOL",
+    "Authenticator",
+    "CredentialReader",
+    "Identity",
+    "jwt_authenticator",
+    "token_authenticator",
+]
+
+Identity = Mapping[str, Any]
+Authenticator = Callable[[web.Request], Identity | Awaitable[Identity | None] | None]
+Source = Literal["header", "cookie", "protocol", "query"]
+
+BEARER_SUBPROTOCOL = "bearer"
+ALL_SOURCES: tuple[Source, ...] = ("header", "cookie", "protocol", "query")
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialReader:
+    """Where a credential is looked for, and under which names."""
+
+    sources: Sequence[Source] = ALL_SOURCES
+    cookie_name: str = "lucent_ws_token"
+    query_param: str = "token"
+
+    def read(self, request: web.Request) -> str | None:
+        """The first credential found in the configured sources, or None."""
+        for source in self.sources:
+            value = getattr(self, f"_from_{source}")(request)
+            if value:
+                return str(value)
+        return None
+
+    @staticmethod
+    def _from_header(request: web.Request) -> str | None:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else None
+
+    def _from_cookie(self, request: web.Request) -> str | None:
+        return request.cookies.get(self.cookie_name)
+
+    @staticmethod
+    def _from_protocol(request: web.Request) -> str | None:
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        if BEARER_SUBPROTOCOL in offered:
+            index = offered.index(BEARER_SUBPROTOCOL)
+            if index + 1 < len(offered):
+                return offered[index + 1]
+        return None
+
+    def _from_query(self, request: web.Request) -> str | None:
+        return request.query.get(self.query_param)
+
+
+def token_authenticator(
+    tokens: Mapping[str, Identity],
+    *,
+    reader: CredentialReader | None = None,
+) -> Authenticator:
+    """Authenticate static bearer tokens or API keys.
+
+    ``tokens`` maps each accepted token to the identity it stands for, e.g.
+    ``{"k3y": {"userId": "svc-reports", "role": "service"}}``. Tokens are
+    compared in constant time.
+    """
+    reader = reader or CredentialReader()
+    table = [(token.encode(), dict(identity)) for token, identity in tokens.items()]
+
+    def authenticate(request: web.Request) -> Identity | None:
+        credential = reader.read(request)
+        if credential is None:
+            return None
+        given = credential.encode()
+        found: Identity | None = None
+        for token, identity in table:  # no early exit: the time taken reveals nothing
+            if hmac.compare_digest(given, token):
+                found = identity
+        if found is None:
+            raise AuthenticationFailed("Invalid token")
+        return found
+
+    return authenticate
+
+
+def _default_identity(claims: Mapping[str, Any]) -> Identity:
+    identity: dict[str, Any] = {"claims": dict(claims)}
+    if "sub" in claims:
+        identity["userId"] = claims["sub"]
+    return identity
+
+
+def jwt_authenticator(
+    key: str | bytes,
+    *,
+    algorithms: Collection[str] = ("HS256",),
+    audience: str | None = None,
+    issuer: str | None = None,
+    leeway: float = 0.0,
+    require: Collection[str] = ("exp",),
+    identity: Callable[[Mapping[str, Any]], Identity] = _default_identity,
+    reader: CredentialReader | None = None,
+) -> Authenticator:
+    """Authenticate a JWT (PyJWT, extra ``jwt``).
+
+    The token's signature, ``exp`` (required by default), ``nbf``, ``aud`` and
+    ``iss`` are checked. ``identity(claims)`` builds the metadata; by default
+    ``{"userId": claims["sub"], "claims": claims}``.
+    """
+    import jwt  # optional dependency, imported when used
+
+    reader = reader or CredentialReader()
+    options: Any = {"require": list(require)}
+
+    def authenticate(request: web.Request) -> Identity | None:
+        token = reader.read(request)
+        if token is None:
+            return None
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(algorithms),
+                audience=audience,
+                issuer=issuer,
+                leeway=leeway,
+                options=options,
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationFailed("Token expired") from None
+        except jwt.InvalidTokenError:
+            raise AuthenticationFailed("Invalid token") from None
+        return identity(claims)
+
+    return authenticate

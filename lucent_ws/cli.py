@@ -1,0 +1,213 @@
+"""Command line: ``python run.py``, ``python -m lucent_ws`` and ``lucent-ws`` share :func:`main`.
+
+Every flag can also be set with an environment variable ``LUCENT_WS_<FLAG>``
+(``--max-rooms`` -> ``LUCENT_WS_MAX_ROOMS``); the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from . import __version__
+from .app import create_app, drain
+from .config import HeartbeatConfig, Limits
+from .errors import ConfigurationError
+from .manager import WebSocketManager
+
+__all__ = ["build_app", "main", "parse_args"]
+
+logger = logging.getLogger("lucent_ws")
+ENV_PREFIX = "LUCENT_WS_"
+T = TypeVar("T")
+
+
+class SafeAccessLogger(AbstractAccessLogger):
+    """Access log without query strings, which may carry credentials (``?token=``)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """Log one request as ``remote "METHOD /path" status seconds``."""
+        self.logger.info(
+            '%s "%s %s" %s %.3fs',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time,
+        )
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _env_default(flag: str, convert: Callable[[str], T], default: T) -> T:
+    raw = os.environ.get(_env_name(flag))
+    if raw is None or raw == "":
+        return default
+    try:
+        return convert(raw)
+    except ValueError:
+        raise SystemExit(f"error: {_env_name(flag)}={raw!r} is not valid for {flag}") from None
+
+
+def _flag_on(raw: str) -> bool:
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _split(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line over the ``LUCENT_WS_*`` environment."""
+    limits = Limits()
+    heartbeat = HeartbeatConfig()
+    parser = argparse.ArgumentParser(
+        prog="lucent-ws",
+        description="Run the lucent_ws realtime hub. Each flag also reads LUCENT_WS_<FLAG>.",
+    )
+
+    def add(flag: str, convert: Callable[[str], Any], default: Any, help_text: str) -> None:
+        parser.add_argument(
+            flag,
+            type=convert,
+            default=_env_default(flag, convert, default),
+            help=f"{help_text} (env {_env_name(flag)}; default: %(default)s)",
+        )
+
+    add("--host", str, "127.0.0.1", "interface to listen on")
+    add("--port", int, 8080, "port to listen on")
+    add("--path", str, "/ws", "WebSocket endpoint path")
+    add("--admin-token", str, None, "admin API token; generated and printed when unset")
+    add("--heartbeat-interval", float, heartbeat.interval, "seconds between heartbeat pings")
+    add("--heartbeat-timeout", float, heartbeat.timeout, "seconds a client has to answer")
+    parser.add_argument(
+        "--no-heartbeat",
+        action="store_true",
+        default=_env_default("--no-heartbeat", _flag_on, False),
+        help="disable the heartbeat (env LUCENT_WS_NO_HEARTBEAT=1)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        dest="allowed_origins",
+        default=None,
+        metavar="ORIGIN",
+        help="allowed Origin, repeatable; '*' for any; none: same host only "
+        "(env LUCENT_WS_ALLOWED_ORIGINS, comma-separated)",
+    )
+    add("--max-message-size", int, limits.max_message_size, "largest inbound message, bytes")
+    add("--max-rooms", int, limits.max_rooms, "rooms per connection")
+    add("--rate-limit", float, limits.rate_limit, "inbound messages/s per connection, 0: off")
+    add("--rate-burst", int, limits.rate_burst, "inbound burst per connection")
+    add("--max-outbound-buffer", int, limits.max_outbound_buffer, "outbound bytes per peer")
+    add("--max-connections", int, limits.max_connections, "connections at once")
+    add("--close-timeout", float, 2.0, "seconds a close may take before the socket is aborted")
+    add("--loop", str, "asyncio", "event loop: asyncio or uvloop")
+    add("--log-level", str, "info", "logging level")
+    parser.add_argument("--version", action="version", version=f"lucent_ws {__version__}")
+    ns = parser.parse_args(argv)
+    if ns.allowed_origins is None:
+        ns.allowed_origins = _split(os.environ.get(ENV_PREFIX + "ALLOWED_ORIGINS", ""))
+    if ns.loop not in {"asyncio", "uvloop"}:
+        parser.error("--loop must be asyncio or uvloop")
+    return ns
+
+
+def build_app(ns: argparse.Namespace) -> web.Application:
+    """The app the command line describes. Raises ConfigurationError for bad values."""
+    heartbeat: HeartbeatConfig | bool = (
+        False
+        if ns.no_heartbeat
+        else HeartbeatConfig(interval=ns.heartbeat_interval, timeout=ns.heartbeat_timeout)
+    )
+    limits = Limits(
+        max_message_size=ns.max_message_size,
+        max_rooms=ns.max_rooms,
+        rate_limit=ns.rate_limit,
+        rate_burst=ns.rate_burst,
+        max_outbound_buffer=ns.max_outbound_buffer,
+        max_connections=ns.max_connections,
+    )
+    manager = WebSocketManager(heartbeat=None, close_timeout=ns.close_timeout)
+    return create_app(
+        ns.path,
+        manager=manager,
+        heartbeat=heartbeat,
+        allowed_origins=ns.allowed_origins,
+        limits=limits,
+    )
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def serve(app: web.Application, ns: argparse.Namespace) -> None:
+    """Serve until SIGTERM/SIGINT, then drain: 503 to new handshakes, 1001 to everyone."""
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log_class=SafeAccessLogger, shutdown_timeout=1.0
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, ns.host, ns.port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    host = f"[{ns.host}]" if ":" in ns.host else ns.host
+    print(f"lucent_ws {__version__} listening on ws://{host}:{ns.port}{ns.path}", flush=True)
+    try:
+        await stop.wait()
+        logger.info("shutting down: draining connections")
+        await drain(app)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+    logger.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; returns the process exit code."""
+    ns = parse_args(argv)
+    logging.basicConfig(
+        level=ns.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        app = build_app(ns)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _raise_fd_limit()
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if ns.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            print("error: --loop uvloop needs the 'uvloop' extra", file=sys.stderr)
+            return 2
+        loop_factory = uvloop.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(app, ns))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

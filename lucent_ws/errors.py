@@ -1,0 +1,85 @@
+"""The exceptions lucent_ws raises, all under one base class.
+
+::
+
+    LucentWSError
+    ├── ConfigurationError      invalid settings (e.g. heartbeat timeout > interval)
+    ├── ProtocolError           a client message the wire protocol rejects
+    ├── HandshakeError          a WebSocket handshake refused before the upgrade
+    │   ├── OriginRejected          403, Origin not allowed
+    │   ├── AuthenticationFailed    401, missing or invalid credentials
+    │   └── ServiceUnavailable      503, connection limit reached or draining
+    └── BrokerError             the cross-node broker failed (scale-out)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationFailed",
+    "BrokerError",
+    "ConfigurationError",
+    "HandshakeError",
+    "LucentWSError",
+    "OriginRejected",
+    "ProtocolError",
+    "ServiceUnavailable",
+]
+
+
+class LucentWSError(Exception):
+    """Base class of every exception lucent_ws raises on purpose."""
+
+
+class ConfigurationError(LucentWSError, ValueError):
+    """A setting is invalid."""
+
+
+class ProtocolError(LucentWSError):
+    """A client message violates the wire protocol.
+
+    ``code`` is the error code sent to the client (``invalid_json``,
+    ``invalid_message``, ``unknown_type``, ...), ``message`` its human text and
+    ``ref`` the message's valid ``ref`` to echo, if any.
+    """
+
+    def __init__(self, code: str, message: str, ref: int | str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+class HandshakeError(LucentWSError):
+    """A handshake refused before the upgrade; ``status`` is the HTTP status."""
+
+    status = 400
+    reason = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class OriginRejected(HandshakeError):
+    """The Origin header names a site that is not allowed (403)."""
+
+    status = 403
+    reason = "origin"
+
+
+class AuthenticationFailed(HandshakeError):
+    """Credentials are missing where required, or invalid (401)."""
+
+    status = 401
+    reason = "auth"
+
+
+class ServiceUnavailable(HandshakeError):
+    """The connection limit is reached or the server is draining (503)."""
+
+    status = 503
+    reason = "unavailable"
+
+
+class BrokerError(LucentWSError):
+    """The cross-node broker could not carry a message."""

@@ -1,0 +1,171 @@
+"""The aiohttp adapter for one WebSocket endpoint: handshake checks, then the read loop.
+
+Thin by design: the handshake checks (draining, connection limit, Origin,
+authentication) run before the upgrade; afterwards every frame goes to the
+pure :class:`~lucent_ws.session.Session` and every write goes through the
+manager's outbound path, straight to the transport.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from .auth import BEARER_SUBPROTOCOL, Authenticator, Identity
+from .config import HeartbeatConfig, Limits
+from .errors import AuthenticationFailed, HandshakeError, OriginRejected, ServiceUnavailable
+from .manager import CloseCode, WebSocketManager
+from .origin import OriginPolicy
+from .session import JoinHook, Session
+
+__all__ = ["HubState", "WebSocketHandler", "websocket_handler"]
+
+logger = logging.getLogger("lucent_ws.handler")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(slots=True)
+class HubState:
+    """Mutable state shared by an endpoint and its app: draining at shutdown."""
+
+    draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketHandler:
+    """An aiohttp request handler serving the lucent_ws protocol.
+
+    Build it with :func:`websocket_handler`; call it as ``handler(request)``.
+    """
+
+    manager: WebSocketManager
+    limits: Limits
+    origins: OriginPolicy
+    on_join_room: JoinHook | None = None
+    authenticate: Authenticator | None = None
+    require_auth: bool = False
+    state: HubState = field(default_factory=HubState)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        """Check the handshake, upgrade, then serve the connection until it closes."""
+        try:
+            identity = await self._check_handshake(request)
+        except HandshakeError as exc:
+            self.manager.refuse_handshake(exc.reason)
+            return _refusal(exc)
+        ws = web.WebSocketResponse(
+            autoping=False,  # PONG frames must reach us: they count as liveness
+            compress=False,
+            max_msg_size=self.limits.max_message_size + 1,  # aiohttp's limit is exclusive
+            protocols=(BEARER_SUBPROTOCOL,),
+            timeout=self.manager.close_timeout,
+        )
+        await ws.prepare(request)
+        transport = request.transport
+        if transport is None:  # the client vanished during the upgrade
+            return ws
+
+        async def close(code: int, message: str) -> None:
+            await ws.close(code=code, message=message.encode())
+
+        conn = self.manager.connect(
+            transport,
+            close,
+            request=request,
+            meta=identity,
+            max_outbound_buffer=self.limits.max_outbound_buffer,
+        )
+        session = Session(self.manager, conn, self.limits, on_join_room=self.on_join_room)
+        try:
+            await self._read_loop(ws, session)
+        except Exception:
+            logger.exception("connection %s failed", conn.id)
+            self.manager.evict(conn.id, CloseCode.INTERNAL_ERROR, "error", "Internal error")
+        finally:
+            self.manager.remove(conn.id)
+        return ws
+
+    async def _read_loop(self, ws: web.WebSocketResponse, session: Session) -> None:
+        while True:
+            msg = await ws.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                await session.on_text(msg.data)
+            elif kind is WSMsgType.BINARY:
+                session.on_binary()
+            elif kind is WSMsgType.PING:
+                session.on_pong_frame()
+                await ws.pong(msg.data)
+            elif kind is WSMsgType.PONG:
+                session.on_pong_frame()
+            else:  # CLOSE, CLOSING, CLOSED, ERROR
+                return
+
+    async def _check_handshake(self, request: web.Request) -> Identity | None:
+        if self.state.draining:
+            raise ServiceUnavailable("Server is shutting down")
+        if len(self.manager) >= self.limits.max_connections:
+            raise ServiceUnavailable("Connection limit reached")
+        if not self.origins.allows(request.headers.get("Origin"), request.host):
+            raise OriginRejected("Origin not allowed")
+        identity = None
+        if self.authenticate is not None:
+            result = self.authenticate(request)
+            identity = await result if inspect.isawaitable(result) else result
+        if identity is None and self.require_auth:
+            raise AuthenticationFailed("Authentication required")
+        return identity
+
+
+def _refusal(exc: HandshakeError) -> web.Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return web.json_response(
+        {"error": exc.reason, "message": exc.message}, status=exc.status, headers=headers
+    )
+
+
+def websocket_handler(
+    *,
+    manager: WebSocketManager | None = None,
+    on_join_room: JoinHook | None = None,
+    authenticate: Authenticator | None = None,
+    require_auth: bool = False,
+    allowed_origins: Iterable[str] = (),
+    limits: Limits | None = None,
+    heartbeat: HeartbeatConfig | bool | None = True,
+    state: HubState | None = None,
+) -> WebSocketHandler:
+    """An aiohttp handler for your own route, e.g. ``app.router.add_get("/live", h)``.
+
+    ``manager`` defaults to :data:`lucent_ws.ws_manager`. ``heartbeat`` is a
+    :class:`HeartbeatConfig`, True for the defaults, or False/None to leave it
+    off; the first endpoint to accept a connection configures the manager's
+    heartbeat.
+    """
+    if manager is None:
+        from . import ws_manager
+
+        manager = ws_manager
+    manager.configure_heartbeat(_heartbeat_config(heartbeat))
+    return WebSocketHandler(
+        manager=manager,
+        limits=limits or Limits(),
+        origins=OriginPolicy(allowed_origins),
+        on_join_room=on_join_room,
+        authenticate=authenticate,
+        require_auth=require_auth,
+        state=state or HubState(),
+    )
+
+
+def _heartbeat_config(heartbeat: HeartbeatConfig | bool | None) -> HeartbeatConfig | None:
+    if heartbeat is True:
+        return HeartbeatConfig()
+    if heartbeat is False or heartbeat is None:
+        return None
+    return heartbeat

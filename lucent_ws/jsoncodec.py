@@ -1,0 +1,78 @@
+"""JSON encoding with orjson when installed, the stdlib otherwise.
+
+Both backends give the same results: compact UTF-8 bytes, non-string dict keys
+coerced to strings, integers of any size, and non-finite floats (NaN, ±Infinity,
+which JSON cannot express) written as ``null``. ``dumps`` raises
+:class:`TypeError` for a value that is not JSON-serialisable (or nested too
+deeply); ``loads`` raises :class:`ValueError` for invalid JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["BACKEND", "dumps", "loads", "std_dumps", "std_loads"]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def _finite(value: Any) -> Any:
+    """Copy of ``value`` with non-finite floats replaced by None (rare path)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def std_dumps(value: Any) -> bytes:
+    """Encode with the standard library."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        if "Circular" in str(exc):
+            raise TypeError(str(exc)) from exc
+        try:
+            text = json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False)
+        except RecursionError:
+            raise TypeError("value is nested too deeply") from None
+    except RecursionError:
+        raise TypeError("value is nested too deeply") from None
+    return text.encode("utf-8")
+
+
+def std_loads(data: str | bytes) -> Any:
+    """Decode with the standard library, refusing NaN and Infinity literals."""
+    return json.loads(data, parse_constant=_reject_constant)
+
+
+dumps: Callable[[Any], bytes]
+loads: Callable[[str | bytes], Any]
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised when orjson is absent
+    BACKEND = "json"
+    dumps = std_dumps
+    loads = std_loads
+else:
+    BACKEND = "orjson"
+    _OPTIONS = orjson.OPT_NON_STR_KEYS
+
+    def _orjson_dumps(value: Any) -> bytes:
+        try:
+            return orjson.dumps(value, option=_OPTIONS)
+        except orjson.JSONEncodeError:
+            # Integers beyond 64 bits and similar corner cases: the stdlib agrees on
+            # the output and raises TypeError for what is truly not serialisable.
+            return std_dumps(value)
+
+    dumps = _orjson_dumps
+    loads = orjson.loads

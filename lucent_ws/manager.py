@@ -1,0 +1,642 @@
+"""The hub: connections, rooms, metadata, fan-out, heartbeat and stats.
+
+Pure Python on asyncio, with no aiohttp import. The I/O layer registers each
+accepted connection with :meth:`WebSocketManager.connect`, handing over the
+transport to write frames to and a coroutine function that closes the socket
+gracefully. Everything else (host code, hooks, the admin API) uses the public
+methods, which mirror the Lucent ``wsManager`` in snake_case.
+
+Outbound path: a payload is encoded once and framed once per broadcast; each
+recipient gets a reference to the same frame appended to its pending list, and
+one loop callback per tick writes every connection's pending frames with a
+single ``transport.write``. Nothing awaits a peer. A peer whose unsent bytes
+exceed its buffer limit is evicted (close code 1013).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Final, Protocol, TypedDict
+
+from . import jsoncodec, protocol
+from .config import HeartbeatConfig
+from .frames import PING_FRAME, text_frame
+
+__all__ = [
+    "CloseCode",
+    "Connection",
+    "Counters",
+    "EvictionReason",
+    "Stats",
+    "Transport",
+    "WebSocketManager",
+]
+
+logger = logging.getLogger("lucent_ws.manager")
+
+_NO_EXCLUDE: Final[frozenset[str]] = frozenset()
+_HEARTBEAT_FRAME: Final = text_frame(protocol.PING) + PING_FRAME
+
+
+class CloseCode:
+    """WebSocket close codes lucent_ws uses."""
+
+    NORMAL: Final = 1000
+    GOING_AWAY: Final = 1001
+    UNSUPPORTED_DATA: Final = 1003
+    INVALID_DATA: Final = 1007
+    POLICY_VIOLATION: Final = 1008
+    MESSAGE_TOO_BIG: Final = 1009
+    INTERNAL_ERROR: Final = 1011
+    TRY_AGAIN_LATER: Final = 1013
+    HEARTBEAT_TIMEOUT: Final = 4000
+    DISCONNECTED: Final = 4001
+
+
+class EvictionReason:
+    """Labels of :attr:`Counters.evictions`."""
+
+    HEARTBEAT: Final = "heartbeat"
+    SLOW_CONSUMER: Final = "slow_consumer"
+    KICK: Final = "kick"
+    RATE_LIMIT: Final = "rate_limit"
+    ABUSE: Final = "abuse"
+
+    ALL: Final = (HEARTBEAT, SLOW_CONSUMER, KICK, RATE_LIMIT, ABUSE)
+
+
+class Transport(Protocol):
+    """The part of an :class:`asyncio.Transport` the manager writes to."""
+
+    def write(self, data: bytes) -> None:
+        """Write bytes without blocking."""
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes accepted but not yet sent."""
+
+    def is_closing(self) -> bool:
+        """True once the transport is closing or closed."""
+
+    def abort(self) -> None:
+        """Close at once, discarding unsent data."""
+
+
+CloseFunction = Callable[[int, str], Awaitable[object]]
+"""``close(code, message)``: the I/O layer's graceful WebSocket close."""
+
+
+class Connection:
+    """One client connection as the manager sees it.
+
+    Hooks receive it: ``id`` (a UUID4 string), ``request`` (the handshake
+    request, an ``aiohttp.web.Request`` under the aiohttp adapter), ``meta``
+    (the metadata mapping, also reachable through ``get_meta``/``set_meta``)
+    and ``rooms`` (read-only by convention; use the manager to change it).
+    """
+
+    __slots__ = (
+        "_close",
+        "_max_buffer",
+        "_pending",
+        "_pending_size",
+        "_transport",
+        "closed",
+        "connected_at",
+        "id",
+        "last_seen",
+        "meta",
+        "request",
+        "rooms",
+    )
+
+    def __init__(
+        self,
+        conn_id: str,
+        transport: Transport,
+        close: CloseFunction,
+        *,
+        request: Any = None,
+        meta: Mapping[str, Any] | None = None,
+        max_buffer: int,
+        now: float,
+    ) -> None:
+        self.id = conn_id
+        self.request = request
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.rooms: set[str] = set()
+        self.connected_at = now
+        self.last_seen = now
+        self.closed = False
+        self._transport = transport
+        self._close = close
+        self._max_buffer = max_buffer
+        self._pending: list[bytes] | None = None
+        self._pending_size = 0
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} rooms={len(self.rooms)} closed={self.closed}>"
+
+
+class Counters:
+    """Monotonic counters since the manager was created."""
+
+    __slots__ = ("bytes_out", "evictions", "handshake_refusals", "messages_in", "messages_out")
+
+    def __init__(self) -> None:
+        self.messages_in = 0
+        self.messages_out = 0
+        self.bytes_out = 0
+        self.evictions: dict[str, int] = dict.fromkeys(EvictionReason.ALL, 0)
+        self.handshake_refusals: dict[str, int] = {}
+
+
+class Stats(TypedDict):
+    """The JSON form of :meth:`WebSocketManager.get_stats`."""
+
+    connections: int
+    rooms: dict[str, int]
+    heartbeatActive: bool
+    messagesIn: int
+    messagesOut: int
+    bytesOut: int
+    evictions: dict[str, int]
+    handshakeRefusals: dict[str, int]
+    uptime: float
+
+
+class WebSocketManager:
+    """Rooms, direct messages, broadcasts, metadata, stats and heartbeat.
+
+    Send methods never block and never raise for a dead or slow peer; they
+    return what they queued. They must be called on the event loop thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        heartbeat: HeartbeatConfig | None = HeartbeatConfig(),  # noqa: B008 - frozen
+        close_timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._connections: dict[str, Connection] = {}
+        self._rooms: dict[str, dict[str, Connection]] = {}
+        self._dirty: list[Connection] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._heartbeat_config = heartbeat
+        self._heartbeat_configured = False
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._close_tasks: set[asyncio.Task[None]] = set()
+        self._clock = clock
+        self._started = clock()
+        self.close_timeout = close_timeout
+        self.counters = Counters()
+
+    # --- connections (used by the I/O layer) -----------------------------------
+
+    def connect(
+        self,
+        transport: Transport,
+        close: CloseFunction,
+        *,
+        request: Any = None,
+        meta: Mapping[str, Any] | None = None,
+        max_outbound_buffer: int = 1024 * 1024,
+    ) -> Connection:
+        """Register a new connection, queue its ``connected`` message and return it.
+
+        Starts the heartbeat if it is configured and not running yet.
+        """
+        conn_id = str(uuid.uuid4())
+        conn = Connection(
+            conn_id,
+            transport,
+            close,
+            request=request,
+            meta=meta,
+            max_buffer=max_outbound_buffer,
+            now=self._clock(),
+        )
+        self._queue(conn, text_frame(protocol.encode_connected(conn_id)))
+        self._connections[conn_id] = conn
+        if self._heartbeat_config is not None and not self.heartbeat_active:
+            self.start_heartbeat()
+        return conn
+
+    def remove(self, conn_id: str) -> bool:
+        """Forget a connection: leave all its rooms and drop its metadata.
+
+        Does not close the socket (see :meth:`disconnect`). Returns False if the
+        id was not live. A removed connection can never rejoin a room.
+        """
+        conn = self._connections.pop(conn_id, None)
+        if conn is None:
+            return False
+        conn.closed = True
+        for room in conn.rooms:
+            members = self._rooms.get(room)
+            if members is not None:
+                members.pop(conn_id, None)
+                if not members:
+                    del self._rooms[room]
+        conn.rooms.clear()
+        conn.meta.clear()
+        conn._pending = None
+        conn._pending_size = 0
+        return True
+
+    def get_connection(self, conn_id: str) -> Connection | None:
+        """The live connection with this id, or None."""
+        return self._connections.get(conn_id)
+
+    def connection_ids(self) -> list[str]:
+        """Ids of every live connection."""
+        return list(self._connections)
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def touch(self, conn: Connection) -> None:
+        """Record that something arrived from ``conn`` (heartbeat liveness)."""
+        conn.last_seen = self._clock()
+
+    # --- rooms -------------------------------------------------------------------
+
+    def join_room(self, conn_id: str, room: str) -> bool:
+        """Add a connection to a room; True when membership changed.
+
+        False for an unknown (or removed) connection or one already in the room.
+        """
+        conn = self._connections.get(conn_id)
+        if conn is None or room in conn.rooms:
+            return False
+        members = self._rooms.get(room)
+        if members is None:
+            members = self._rooms[room] = {}
+        members[conn_id] = conn
+        conn.rooms.add(room)
+        return True
+
+    def leave_room(self, conn_id: str, room: str) -> bool:
+        """Remove a connection from a room; True when membership changed.
+
+        The room disappears with its last member.
+        """
+        conn = self._connections.get(conn_id)
+        if conn is None or room not in conn.rooms:
+            return False
+        conn.rooms.discard(room)
+        members = self._rooms[room]
+        del members[conn_id]
+        if not members:
+            del self._rooms[room]
+        return True
+
+    def get_room_members(self, room: str) -> list[str]:
+        """Ids of the connections in ``room`` (empty for an unknown room)."""
+        return list(self._rooms.get(room, ()))
+
+    def get_connection_rooms(self, conn_id: str) -> list[str]:
+        """Names of the rooms a connection is in (empty for an unknown id)."""
+        conn = self._connections.get(conn_id)
+        return sorted(conn.rooms) if conn is not None else []
+
+    def list_rooms(self) -> list[str]:
+        """Names of every room with at least one member."""
+        return list(self._rooms)
+
+    def room_size(self, room: str) -> int:
+        """Number of members of ``room`` (0 for an unknown room)."""
+        members = self._rooms.get(room)
+        return len(members) if members is not None else 0
+
+    # --- sending -------------------------------------------------------------------
+
+    def send_to(self, conn_id: str, payload: Any) -> bool:
+        """Queue ``payload`` for one connection; True if it is live.
+
+        Raises :class:`TypeError` if ``payload`` is not JSON-serialisable.
+        """
+        conn = self._connections.get(conn_id)
+        if conn is None:
+            return False
+        return self.send_encoded(conn, jsoncodec.dumps(payload))
+
+    def send_encoded(self, conn: Connection, data: bytes) -> bool:
+        """Queue already-encoded UTF-8 JSON for ``conn``; False if it is closed."""
+        if conn.closed:
+            return False
+        frame = text_frame(data)
+        self._queue(conn, frame)
+        counters = self.counters
+        counters.messages_out += 1
+        counters.bytes_out += len(frame)
+        return True
+
+    def broadcast_to_room(self, room: str, payload: Any, *, exclude: Iterable[str] = ()) -> int:
+        """Queue ``payload`` for every member of ``room`` not in ``exclude``.
+
+        Returns the number of recipients. Raises :class:`TypeError` if
+        ``payload`` is not JSON-serialisable.
+        """
+        return self.broadcast_encoded(room, jsoncodec.dumps(payload), exclude=exclude)
+
+    def broadcast_encoded(self, room: str, data: bytes, *, exclude: Iterable[str] = ()) -> int:
+        """Like :meth:`broadcast_to_room` for already-encoded UTF-8 JSON."""
+        members = self._rooms.get(room)
+        if not members:
+            return 0
+        return self._fanout(members.values(), text_frame(data), _as_set(exclude))
+
+    def broadcast_all(self, payload: Any, *, exclude: Iterable[str] = ()) -> int:
+        """Queue ``payload`` for every connection not in ``exclude``; returns the count."""
+        if not self._connections:
+            jsoncodec.dumps(payload)  # same TypeError contract with nobody connected
+            return 0
+        frame = text_frame(jsoncodec.dumps(payload))
+        return self._fanout(self._connections.values(), frame, _as_set(exclude))
+
+    def _fanout(self, targets: Iterable[Connection], frame: bytes, exclude: frozenset[str]) -> int:
+        # The hot loop: no calls, no awaits, one list append per recipient.
+        size = len(frame)
+        dirty = self._dirty
+        count = 0
+        for conn in targets:
+            if exclude and conn.id in exclude:
+                continue
+            pending = conn._pending
+            if pending is None:
+                conn._pending = [frame]
+                dirty.append(conn)
+            else:
+                pending.append(frame)
+            conn._pending_size += size
+            count += 1
+        if count:
+            self._schedule_flush()
+            counters = self.counters
+            counters.messages_out += count
+            counters.bytes_out += count * size
+        return count
+
+    def _queue(self, conn: Connection, frame: bytes) -> None:
+        pending = conn._pending
+        if pending is None:
+            conn._pending = [frame]
+            self._dirty.append(conn)
+            self._schedule_flush()
+        else:
+            pending.append(frame)
+        conn._pending_size += len(frame)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()  # called outside the loop (scripts, unit tests): write now
+            return
+        self._flush_handle = loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every connection's pending frames, one write per connection.
+
+        Runs once per loop tick by itself; calling it directly is harmless.
+        """
+        self._flush_handle = None
+        dirty = self._dirty
+        if not dirty:
+            return
+        self._dirty = []
+        for conn in dirty:
+            pending = conn._pending
+            conn._pending = None
+            conn._pending_size = 0
+            if pending is None or conn.closed:
+                continue
+            self._write(conn, pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _write(self, conn: Connection, data: bytes) -> None:
+        transport = conn._transport
+        if transport.is_closing():
+            return  # the peer is gone; its handler is about to remove it
+        try:
+            transport.write(data)
+        except (ConnectionError, RuntimeError):
+            return
+        if transport.get_write_buffer_size() > conn._max_buffer:
+            self.evict(
+                conn.id,
+                CloseCode.TRY_AGAIN_LATER,
+                EvictionReason.SLOW_CONSUMER,
+                "Outbound buffer full",
+            )
+
+    # --- metadata ------------------------------------------------------------------
+
+    def set_meta(self, conn_id: str, key: str, value: Any) -> bool:
+        """Store ``value`` under ``key`` for a connection; False for an unknown id."""
+        conn = self._connections.get(conn_id)
+        if conn is None:
+            return False
+        conn.meta[key] = value
+        return True
+
+    def get_meta(self, conn_id: str, key: str, default: Any = None) -> Any:
+        """Read a connection's metadata ``key`` (``default`` if unset or unknown id)."""
+        conn = self._connections.get(conn_id)
+        if conn is None:
+            return default
+        return conn.meta.get(key, default)
+
+    # --- closing -------------------------------------------------------------------
+
+    def disconnect(
+        self,
+        conn_id: str,
+        code: int = CloseCode.DISCONNECTED,
+        message: str = "Disconnected by server",
+    ) -> bool:
+        """Close a connection (default code 4001) after flushing what was queued.
+
+        Returns False for an unknown id. Counted as a ``kick`` eviction.
+        """
+        return self.evict(conn_id, code, EvictionReason.KICK, message, discard=False)
+
+    def evict(
+        self,
+        conn_id: str,
+        code: int,
+        reason: str,
+        message: str = "",
+        *,
+        discard: bool = True,
+    ) -> bool:
+        """Remove a connection at once and close its socket in the background.
+
+        ``reason`` labels the eviction in the stats. Queued output is discarded
+        unless ``discard`` is False. The close gets :attr:`close_timeout`
+        seconds; then the transport is aborted.
+        """
+        conn = self._connections.get(conn_id)
+        if conn is None:
+            return False
+        pending = conn._pending
+        self.remove(conn_id)
+        if pending is not None and not discard:
+            self._write(conn, b"".join(pending))
+        self.counters.evictions[reason] = self.counters.evictions.get(reason, 0) + 1
+        logger.info("evicting connection %s (%s, close code %d)", conn_id, reason, code)
+        self._spawn_close(conn, code, message)
+        return True
+
+    def _spawn_close(self, conn: Connection, code: int, message: str) -> asyncio.Task[None] | None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            conn._transport.abort()
+            return None
+        task = loop.create_task(self._close_connection(conn, code, message))
+        self._close_tasks.add(task)
+        task.add_done_callback(self._close_tasks.discard)
+        return task
+
+    async def _close_connection(self, conn: Connection, code: int, message: str) -> None:
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await conn._close(code, message)
+        except asyncio.CancelledError:
+            conn._transport.abort()
+            raise
+        except (TimeoutError, ConnectionError, RuntimeError):
+            conn._transport.abort()
+        except Exception:
+            logger.exception("closing connection %s failed", conn.id)
+            conn._transport.abort()
+
+    async def close_all(
+        self, code: int = CloseCode.GOING_AWAY, message: str = "Server shutting down"
+    ) -> None:
+        """Close every connection in parallel, each within :attr:`close_timeout`.
+
+        Used at shutdown: what was queued is flushed first, stuck peers are
+        aborted, and the call returns when every socket is closed or aborted.
+        """
+        self.flush()
+        tasks = []
+        for conn in list(self._connections.values()):
+            self.remove(conn.id)
+            task = self._spawn_close(conn, code, message)
+            if task is not None:
+                tasks.append(task)
+        tasks.extend(self._close_tasks)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- heartbeat -----------------------------------------------------------------
+
+    @property
+    def heartbeat_config(self) -> HeartbeatConfig | None:
+        """The heartbeat timing used when it (re)starts; None: off."""
+        return self._heartbeat_config
+
+    def configure_heartbeat(self, config: HeartbeatConfig | None) -> bool:
+        """Set the heartbeat configuration once; the first caller wins.
+
+        Apps call this at startup so that the first app to start sets the
+        manager's heartbeat. Returns True if this call set it.
+        """
+        if self._heartbeat_configured:
+            return False
+        self._heartbeat_configured = True
+        self._heartbeat_config = config
+        return True
+
+    @property
+    def heartbeat_active(self) -> bool:
+        """True while the heartbeat timer runs."""
+        task = self._heartbeat_task
+        return task is not None and not task.done()
+
+    def start_heartbeat(self, interval: float | None = None, timeout: float | None = None) -> None:
+        """Start (or restart) the heartbeat; times in seconds.
+
+        Missing values come from the current configuration (default 30 s / 10 s).
+        Must be called with the event loop running. Raises
+        :class:`~lucent_ws.errors.ConfigurationError` if ``timeout > interval``.
+        """
+        base = self._heartbeat_config or HeartbeatConfig()
+        config = HeartbeatConfig(
+            interval=base.interval if interval is None else interval,
+            timeout=base.timeout if timeout is None else timeout,
+        )
+        loop = asyncio.get_running_loop()
+        self.stop_heartbeat()
+        self._heartbeat_config = config
+        self._heartbeat_task = loop.create_task(self._heartbeat(config), name="lucent_ws heartbeat")
+
+    def stop_heartbeat(self) -> None:
+        """Stop the heartbeat timer (connections stay open)."""
+        task = self._heartbeat_task
+        self._heartbeat_task = None
+        if task is not None and not task.done():
+            task.cancel()
+
+    def pong(self, conn_id: str) -> bool:
+        """Mark a connection alive; False for an unknown id."""
+        conn = self._connections.get(conn_id)
+        if conn is None:
+            return False
+        conn.last_seen = self._clock()
+        return True
+
+    async def _heartbeat(self, config: HeartbeatConfig) -> None:
+        # One timer for every connection: ping all, wait `timeout`, evict whoever
+        # stayed silent since the ping, wait out the rest of the interval.
+        await asyncio.sleep(config.interval)
+        while True:
+            pinged_at = self._clock()
+            if self._connections:
+                self._fanout(self._connections.values(), _HEARTBEAT_FRAME, _NO_EXCLUDE)
+            await asyncio.sleep(config.timeout)
+            silent = [c.id for c in self._connections.values() if c.last_seen < pinged_at]
+            for conn_id in silent:
+                self.evict(
+                    conn_id,
+                    CloseCode.HEARTBEAT_TIMEOUT,
+                    EvictionReason.HEARTBEAT,
+                    "Heartbeat timeout",
+                )
+            await asyncio.sleep(config.interval - config.timeout)
+
+    # --- stats ---------------------------------------------------------------------
+
+    def refuse_handshake(self, reason: str) -> None:
+        """Count a handshake refused before the upgrade (``origin``, ``auth``, ...)."""
+        refusals = self.counters.handshake_refusals
+        refusals[reason] = refusals.get(reason, 0) + 1
+
+    def get_stats(self) -> Stats:
+        """Totals in their JSON form: ``connections``, ``rooms``, ``heartbeatActive``, ..."""
+        counters = self.counters
+        return {
+            "connections": len(self._connections),
+            "rooms": {name: len(members) for name, members in self._rooms.items()},
+            "heartbeatActive": self.heartbeat_active,
+            "messagesIn": counters.messages_in,
+            "messagesOut": counters.messages_out,
+            "bytesOut": counters.bytes_out,
+            "evictions": dict(counters.evictions),
+            "handshakeRefusals": dict(counters.handshake_refusals),
+            "uptime": round(self._clock() - self._started, 3),
+        }
+
+
+def _as_set(exclude: Iterable[str]) -> frozenset[str]:
+    if not exclude:
+        return _NO_EXCLUDE
+    return exclude if isinstance(exclude, frozenset) else frozenset(exclude)
