@@ -23,7 +23,8 @@ def payloads(transport: FakeTransport) -> list[Any]:
 def test_connect_sends_connected_first_with_uuid(manager: WebSocketManager) -> None:
     conn, transport = fake_connect(manager)
     assert transport.messages() == [{"type": "connected", "id": conn.id}]
-    assert len(conn.id) == 36 and conn.id.count("-") == 4
+    assert len(conn.id) == 36
+    assert conn.id.count("-") == 4
     assert manager.connection_ids() == [conn.id]
     assert manager.get_connection(conn.id) is conn
 
@@ -108,7 +109,7 @@ def test_meta_roundtrip_and_identity(manager: WebSocketManager) -> None:
 
 def test_send_to_delivers_verbatim(manager: WebSocketManager) -> None:
     a, ta = fake_connect(manager)
-    b, tb = fake_connect(manager)
+    _b, tb = fake_connect(manager)
     doc = {"type": "post:created", "doc": {"id": 1, "title": "é", "tags": [None, 2.5]}}
     assert manager.send_to(a.id, doc) is True
     assert payloads(ta) == [doc]
@@ -137,7 +138,8 @@ def test_broadcast_all_with_exclude(manager: WebSocketManager) -> None:
 def test_payload_is_encoded_once_per_broadcast(
     manager: WebSocketManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lucent_ws import jsoncodec, manager as manager_module
+    from lucent_ws import jsoncodec
+    from lucent_ws import manager as manager_module
 
     calls = 0
     real = jsoncodec.dumps
