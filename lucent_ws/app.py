@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .auth import Authenticator
 from .config import HeartbeatConfig, Limits
-from .handler import WebSocketHandler, websocket_handler
+from .handler import WebSocketHandler, build_endpoint
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
 from .manager import CloseCode, WebSocketManager
 from .session import JoinHook
@@ -34,7 +34,7 @@ def setup(
     :mod:`lucent_ws.keys`, and closes every connection with 1001 when the app
     shuts down. Returns the handler.
     """
-    handler = websocket_handler(
+    handler = build_endpoint(
         manager=manager,
         on_join_room=on_join_room,
         authenticate=authenticate,
@@ -46,7 +46,7 @@ def setup(
     app[MANAGER_KEY] = handler.manager
     app[HANDLER_KEY] = handler
     app[STATE_KEY] = handler.state
-    app.router.add_get(path, handler, name="lucent_ws")
+    app.router.add_get(path, handler.handle, name="lucent_ws")
     app.on_shutdown.append(drain)
     app.on_cleanup.append(_stop_heartbeat)
     return handler

@@ -22,7 +22,7 @@ from .manager import CloseCode, WebSocketManager
 from .origin import OriginPolicy
 from .session import JoinHook, Session
 
-__all__ = ["HubState", "WebSocketHandler", "websocket_handler"]
+__all__ = ["HubState", "WebSocketHandler", "websocket_handler", "websocket_response"]
 
 logger = logging.getLogger("lucent_ws.handler")
 
@@ -38,9 +38,9 @@ class HubState:
 
 @dataclass(frozen=True, slots=True)
 class WebSocketHandler:
-    """An aiohttp request handler serving the lucent_ws protocol.
+    """One WebSocket endpoint: its manager, limits, hooks and shutdown state.
 
-    Build it with :func:`websocket_handler`; call it as ``handler(request)``.
+    :meth:`handle` is the aiohttp request handler.
     """
 
     manager: WebSocketManager
@@ -51,20 +51,14 @@ class WebSocketHandler:
     require_auth: bool = False
     state: HubState = field(default_factory=HubState)
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """Check the handshake, upgrade, then serve the connection until it closes."""
         try:
             identity = await self._check_handshake(request)
         except HandshakeError as exc:
             self.manager.refuse_handshake(exc.reason)
             return _refusal(exc)
-        ws = web.WebSocketResponse(
-            autoping=False,  # PONG frames must reach us: they count as liveness
-            compress=False,
-            max_msg_size=self.limits.max_message_size + 1,  # aiohttp's limit is exclusive
-            protocols=(BEARER_SUBPROTOCOL,),
-            timeout=self.manager.close_timeout,
-        )
+        ws = websocket_response(self.limits, self.manager.close_timeout)
         await ws.prepare(request)
         transport = request.transport
         if transport is None:  # the client vanished during the upgrade
@@ -122,6 +116,22 @@ class WebSocketHandler:
         return identity
 
 
+def websocket_response(limits: Limits, close_timeout: float) -> web.WebSocketResponse:
+    """The ``WebSocketResponse`` every lucent_ws endpoint upgrades with.
+
+    Compression off, inbound size capped at ``limits.max_message_size``
+    (inclusive), no automatic PONG (PING and PONG frames reach the read loop,
+    which answers them and counts them as liveness).
+    """
+    return web.WebSocketResponse(
+        autoping=False,
+        compress=False,
+        max_msg_size=limits.max_message_size + 1,  # aiohttp's limit is exclusive
+        protocols=(BEARER_SUBPROTOCOL,),
+        timeout=close_timeout,
+    )
+
+
 def _refusal(exc: HandshakeError) -> web.Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return web.json_response(
@@ -138,15 +148,36 @@ def websocket_handler(
     allowed_origins: Iterable[str] = (),
     limits: Limits | None = None,
     heartbeat: HeartbeatConfig | bool | None = True,
-    state: HubState | None = None,
-) -> WebSocketHandler:
+) -> Handler:
     """An aiohttp handler for your own route, e.g. ``app.router.add_get("/live", h)``.
 
     ``manager`` defaults to :data:`lucent_ws.ws_manager`. ``heartbeat`` is a
     :class:`HeartbeatConfig`, True for the defaults, or False/None to leave it
-    off; the first endpoint to accept a connection configures the manager's
-    heartbeat.
+    off; the first endpoint created for a manager configures its heartbeat.
     """
+    return build_endpoint(
+        manager=manager,
+        on_join_room=on_join_room,
+        authenticate=authenticate,
+        require_auth=require_auth,
+        allowed_origins=allowed_origins,
+        limits=limits,
+        heartbeat=heartbeat,
+    ).handle
+
+
+def build_endpoint(
+    *,
+    manager: WebSocketManager | None = None,
+    on_join_room: JoinHook | None = None,
+    authenticate: Authenticator | None = None,
+    require_auth: bool = False,
+    allowed_origins: Iterable[str] = (),
+    limits: Limits | None = None,
+    heartbeat: HeartbeatConfig | bool | None = True,
+    state: HubState | None = None,
+) -> WebSocketHandler:
+    """The endpoint behind :func:`websocket_handler`, for callers that need its state."""
     if manager is None:
         from . import ws_manager
 
