@@ -20,11 +20,14 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Final, NotRequired, Protocol, TypedDict
 
 from . import jsoncodec, protocol
 from .config import HeartbeatConfig
 from .frames import PING_FRAME, text_frame
+
+if TYPE_CHECKING:
+    from .broker import Broker, NodeStats, RemoteConnection
 
 __all__ = [
     "CloseCode",
@@ -166,6 +169,10 @@ class Stats(TypedDict):
     evictions: dict[str, int]
     handshakeRefusals: dict[str, int]
     uptime: float
+    node: NotRequired[str]
+    broker: NotRequired[str]
+    undelivered: NotRequired[int]
+    nodes: NotRequired[dict[str, NodeStats]]
 
 
 class WebSocketManager:
@@ -194,6 +201,26 @@ class WebSocketManager:
         self._started = clock()
         self.close_timeout = close_timeout
         self.counters = Counters()
+        self._broker: Broker | None = None
+
+    # --- scale-out -----------------------------------------------------------------
+
+    @property
+    def broker(self) -> Broker | None:
+        """The broker reaching other nodes, or None (single process, the default)."""
+        return self._broker
+
+    def attach_broker(self, broker: Broker | None) -> None:
+        """Reach connections on other nodes through ``broker`` (None: this node only).
+
+        Brokers attach themselves when they start; see :mod:`lucent_ws.broker`.
+        """
+        self._broker = broker
+
+    def get_remote_connection(self, conn_id: str) -> RemoteConnection | None:
+        """The connection with this id on another node (id, node, rooms, meta), or None."""
+        broker = self._broker
+        return broker.view.connection(conn_id) if broker is not None else None
 
     # --- connections (used by the I/O layer) -----------------------------------
 
@@ -222,6 +249,8 @@ class WebSocketManager:
         )
         self._queue(conn, text_frame(protocol.encode_connected(conn_id)))
         self._connections[conn_id] = conn
+        if self._broker is not None:
+            self._broker.connection_changed(conn_id)
         if self._heartbeat_config is not None and not self.heartbeat_active:
             self.start_heartbeat()
         return conn
@@ -246,6 +275,8 @@ class WebSocketManager:
         conn.meta.clear()
         conn._pending = None
         conn._pending_size = 0
+        if self._broker is not None:
+            self._broker.connection_changed(conn_id)
         return True
 
     def get_connection(self, conn_id: str) -> Connection | None:
@@ -278,6 +309,8 @@ class WebSocketManager:
             members = self._rooms[room] = {}
         members[conn_id] = conn
         conn.rooms.add(room)
+        if self._broker is not None:
+            self._broker.connection_changed(conn_id)
         return True
 
     def leave_room(self, conn_id: str, room: str) -> bool:
@@ -293,25 +326,38 @@ class WebSocketManager:
         del members[conn_id]
         if not members:
             del self._rooms[room]
+        if self._broker is not None:
+            self._broker.connection_changed(conn_id)
         return True
 
     def get_room_members(self, room: str) -> list[str]:
-        """Ids of the connections in ``room`` (empty for an unknown room)."""
-        return list(self._rooms.get(room, ()))
+        """Ids of the connections in ``room`` (empty for an unknown room), cluster-wide."""
+        members = list(self._rooms.get(room, ()))
+        if self._broker is not None:
+            members.extend(self._broker.view.room_members(room))
+        return members
 
     def get_connection_rooms(self, conn_id: str) -> list[str]:
         """Names of the rooms a connection is in (empty for an unknown id)."""
         conn = self._connections.get(conn_id)
-        return sorted(conn.rooms) if conn is not None else []
+        if conn is not None:
+            return sorted(conn.rooms)
+        remote = self.get_remote_connection(conn_id)
+        return sorted(remote.rooms) if remote is not None else []
 
     def list_rooms(self) -> list[str]:
-        """Names of every room with at least one member."""
-        return list(self._rooms)
+        """Names of every room with at least one member, cluster-wide."""
+        if self._broker is None:
+            return list(self._rooms)
+        return list(dict.fromkeys([*self._rooms, *self._broker.view.room_sizes()]))
 
     def room_size(self, room: str) -> int:
-        """Number of members of ``room`` (0 for an unknown room)."""
+        """Number of members of ``room`` (0 for an unknown room), cluster-wide."""
         members = self._rooms.get(room)
-        return len(members) if members is not None else 0
+        size = len(members) if members is not None else 0
+        if self._broker is not None:
+            size += self._broker.view.room_size(room)
+        return size
 
     # --- sending -------------------------------------------------------------------
 
@@ -322,7 +368,10 @@ class WebSocketManager:
         """
         conn = self._connections.get(conn_id)
         if conn is None:
-            return False
+            broker = self._broker
+            if broker is None or broker.view.connection(conn_id) is None:
+                return False
+            return broker.publish_direct(conn_id, jsoncodec.dumps(payload))
         return self.send_encoded(conn, jsoncodec.dumps(payload))
 
     def send_encoded(self, conn: Connection, data: bytes) -> bool:
@@ -346,18 +395,36 @@ class WebSocketManager:
 
     def broadcast_encoded(self, room: str, data: bytes, *, exclude: Iterable[str] = ()) -> int:
         """Like :meth:`broadcast_to_room` for already-encoded UTF-8 JSON."""
+        excluded = _as_set(exclude)
+        count = self.deliver_to_room(room, data, excluded)
+        if self._broker is not None:
+            count += self._broker.publish_room(room, data, excluded)
+        return count
+
+    def broadcast_all(self, payload: Any, *, exclude: Iterable[str] = ()) -> int:
+        """Queue ``payload`` for every connection not in ``exclude``; returns the count."""
+        data = jsoncodec.dumps(payload)
+        excluded = _as_set(exclude)
+        count = self.deliver_to_all(data, excluded)
+        if self._broker is not None:
+            count += self._broker.publish_all(data, excluded)
+        return count
+
+    def deliver_to_room(self, room: str, data: bytes, exclude: Iterable[str] = ()) -> int:
+        """Fan encoded JSON out to ``room``'s members on this node only.
+
+        What a broker calls with what another node published.
+        """
         members = self._rooms.get(room)
         if not members:
             return 0
         return self._fanout(members.values(), text_frame(data), _as_set(exclude))
 
-    def broadcast_all(self, payload: Any, *, exclude: Iterable[str] = ()) -> int:
-        """Queue ``payload`` for every connection not in ``exclude``; returns the count."""
+    def deliver_to_all(self, data: bytes, exclude: Iterable[str] = ()) -> int:
+        """Fan encoded JSON out to every connection on this node only."""
         if not self._connections:
-            jsoncodec.dumps(payload)  # same TypeError contract with nobody connected
             return 0
-        frame = text_frame(jsoncodec.dumps(payload))
-        return self._fanout(self._connections.values(), frame, _as_set(exclude))
+        return self._fanout(self._connections.values(), text_frame(data), _as_set(exclude))
 
     def _fanout(self, targets: Iterable[Connection], frame: bytes, exclude: frozenset[str]) -> int:
         # The hot loop: no calls, no awaits, one list append per recipient.
@@ -444,13 +511,19 @@ class WebSocketManager:
         if conn is None:
             return False
         conn.meta[key] = value
+        if self._broker is not None:
+            self._broker.connection_changed(conn_id)
         return True
 
     def get_meta(self, conn_id: str, key: str, default: Any = None) -> Any:
-        """Read a connection's metadata ``key`` (``default`` if unset or unknown id)."""
+        """Read a connection's metadata ``key`` (``default`` if unset or unknown id).
+
+        With a broker, a connection on another node is read from its replica.
+        """
         conn = self._connections.get(conn_id)
         if conn is None:
-            return default
+            remote = self.get_remote_connection(conn_id)
+            return remote.meta.get(key, default) if remote is not None else default
         return conn.meta.get(key, default)
 
     # --- closing -------------------------------------------------------------------
@@ -463,8 +536,13 @@ class WebSocketManager:
     ) -> bool:
         """Close a connection (default code 4001) after flushing what was queued.
 
-        Returns False for an unknown id. Counted as a ``kick`` eviction.
+        Returns False for an unknown id. Counted as a ``kick`` eviction. With a
+        broker, the node holding the connection closes it.
         """
+        if conn_id not in self._connections and self._broker is not None:
+            if self._broker.view.connection(conn_id) is None:
+                return False
+            return self._broker.publish_disconnect(conn_id, code, message)
         return self.evict(conn_id, code, EvictionReason.KICK, message, discard=False)
 
     def evict(
@@ -621,7 +699,30 @@ class WebSocketManager:
         refusals[reason] = refusals.get(reason, 0) + 1
 
     def get_stats(self) -> Stats:
-        """Totals in their JSON form: ``connections``, ``rooms``, ``heartbeatActive``, ..."""
+        """Totals in their JSON form: ``connections``, ``rooms``, ``heartbeatActive``, ...
+
+        With a broker, ``connections`` and ``rooms`` are cluster-wide, the
+        counters stay this node's, and ``node``, ``broker``, ``undelivered``
+        and ``nodes`` (each node's own figures) are added.
+        """
+        stats = self.local_stats()
+        broker = self._broker
+        if broker is None:
+            return stats
+        view = broker.view
+        stats["connections"] += view.connection_count()
+        rooms = stats["rooms"]
+        for room, size in view.room_sizes().items():
+            rooms[room] = rooms.get(room, 0) + size
+        cluster = broker.cluster_stats()
+        stats["node"] = cluster["node"]
+        stats["broker"] = cluster["broker"]
+        stats["undelivered"] = cluster["undelivered"]
+        stats["nodes"] = cluster["nodes"]
+        return stats
+
+    def local_stats(self) -> Stats:
+        """Like :meth:`get_stats` for this node alone."""
         counters = self.counters
         return {
             "connections": len(self._connections),

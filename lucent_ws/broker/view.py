@@ -1,0 +1,214 @@
+"""The replicated view of the other nodes of a cluster: who is connected where, in which rooms.
+
+Pure state, no I/O. A broker feeds it two kinds of updates per node:
+
+- snapshots (the node's whole membership, read from the shared store), and
+- changes (the records a node published since), each carrying the node's
+  sequence number, which grows with every membership write of that node.
+
+A snapshot with sequence ``S`` already contains every change up to ``S``, so
+changes at or below the view's sequence are ignored and a snapshot older than
+what the view has seen is ignored too. A change that skips a number means
+something was missed: it is applied (records are whole, not deltas) and the
+node is reported as needing a fresh snapshot.
+
+Each node is held under a lease: it disappears from the view when its lease
+runs out, whether or not anyone cleans up after it. Reads drop expired nodes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ClusterView", "NodeView", "Record", "RemoteConnection"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What a node publishes about one of its connections."""
+
+    rooms: tuple[str, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteConnection:
+    """A connection held by another node."""
+
+    id: str
+    node: str
+    rooms: tuple[str, ...]
+    meta: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class NodeView:
+    """What this node knows about one other node."""
+
+    node_id: str
+    seq: int = -1
+    expires_at: float = 0.0
+    synced: bool = False
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    records: dict[str, Record] = field(default_factory=dict)
+    rooms: dict[str, set[str]] = field(default_factory=dict)
+
+    def put(self, conn_id: str, record: Record | None) -> None:
+        """Set (or with None, drop) one connection's record and keep the room index."""
+        old = self.records.pop(conn_id, None)
+        if old is not None:
+            for room in old.rooms:
+                members = self.rooms.get(room)
+                if members is not None:
+                    members.discard(conn_id)
+                    if not members:
+                        del self.rooms[room]
+        if record is None:
+            return
+        self.records[conn_id] = record
+        for room in record.rooms:
+            self.rooms.setdefault(room, set()).add(conn_id)
+
+
+class ClusterView:
+    """Membership of every other live node, as last replicated."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._nodes: dict[str, NodeView] = {}
+        self._clock = clock
+
+    # --- updates -------------------------------------------------------------------
+
+    def apply_snapshot(
+        self,
+        node_id: str,
+        seq: int,
+        records: Mapping[str, Record],
+        ttl: float,
+        stats: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Replace a node's membership with a snapshot taken at ``seq``.
+
+        ``ttl`` is what remains of the node's lease, in seconds. Returns False
+        (and only renews the lease) if the view has already seen newer changes.
+        """
+        node = self._nodes.get(node_id)
+        if node is None:
+            node = self._nodes[node_id] = NodeView(node_id)
+        node.expires_at = self._clock() + ttl
+        if stats is not None:
+            node.stats = stats
+        if seq < node.seq:
+            return False
+        node.seq = seq
+        node.synced = True
+        node.records = {}
+        node.rooms = {}
+        for conn_id, record in records.items():
+            node.put(conn_id, record)
+        return True
+
+    def apply_changes(
+        self, node_id: str, seq: int, changes: Mapping[str, Record | None], ttl: float
+    ) -> bool:
+        """Apply records a node published at ``seq`` (None: the connection left).
+
+        Returns True when the node needs a fresh snapshot: it was not known
+        yet, or a sequence number was skipped.
+        """
+        node = self._nodes.get(node_id)
+        if node is None:
+            node = self._nodes[node_id] = NodeView(node_id)
+        if seq <= node.seq:
+            return False
+        gap = not node.synced or seq != node.seq + 1
+        node.seq = seq
+        node.expires_at = max(node.expires_at, self._clock() + ttl)
+        for conn_id, record in changes.items():
+            node.put(conn_id, record)
+        return gap
+
+    def renew(self, node_id: str, ttl: float, stats: Mapping[str, Any] | None = None) -> None:
+        """Extend a known node's lease (and refresh its figures)."""
+        node = self._nodes.get(node_id)
+        if node is not None:
+            node.expires_at = self._clock() + ttl
+            if stats is not None:
+                node.stats = stats
+
+    def drop(self, node_id: str) -> bool:
+        """Forget a node (it left or its lease is gone); True if it was known."""
+        return self._nodes.pop(node_id, None) is not None
+
+    def clear(self) -> None:
+        """Forget every node."""
+        self._nodes.clear()
+
+    # --- reads -----------------------------------------------------------------------
+
+    def nodes(self) -> list[NodeView]:
+        """Every node whose lease has not run out (expired ones are dropped)."""
+        now = self._clock()
+        expired = [n for n, view in self._nodes.items() if view.expires_at <= now]
+        for node_id in expired:
+            del self._nodes[node_id]
+        return list(self._nodes.values())
+
+    def node_ids(self) -> list[str]:
+        """Ids of every live node."""
+        return [node.node_id for node in self.nodes()]
+
+    def room_members(self, room: str) -> list[str]:
+        """Ids of the room's members on other nodes."""
+        members: list[str] = []
+        for node in self.nodes():
+            ids = node.rooms.get(room)
+            if ids:
+                members.extend(ids)
+        return members
+
+    def room_size(self, room: str, exclude: Collection[str] = ()) -> int:
+        """Members of ``room`` on other nodes, not counting ``exclude``."""
+        count = 0
+        for node in self.nodes():
+            ids = node.rooms.get(room)
+            if ids:
+                count += len(ids)
+                if exclude:
+                    count -= sum(1 for conn_id in exclude if conn_id in ids)
+        return count
+
+    def room_sizes(self) -> dict[str, int]:
+        """Every room with members on other nodes, with their number."""
+        sizes: dict[str, int] = {}
+        for node in self.nodes():
+            for room, ids in node.rooms.items():
+                sizes[room] = sizes.get(room, 0) + len(ids)
+        return sizes
+
+    def connection_count(self, exclude: Iterable[str] = ()) -> int:
+        """Connections on other nodes, not counting ``exclude``."""
+        nodes = self.nodes()
+        count = sum(len(node.records) for node in nodes)
+        for conn_id in exclude:
+            if any(conn_id in node.records for node in nodes):
+                count -= 1
+        return count
+
+    def connection(self, conn_id: str) -> RemoteConnection | None:
+        """The connection with this id on another live node, or None."""
+        for node in self.nodes():
+            record = node.records.get(conn_id)
+            if record is not None:
+                return RemoteConnection(conn_id, node.node_id, record.rooms, record.meta)
+        return None
+
+    def connection_ids(self) -> list[str]:
+        """Ids of every connection on other nodes."""
+        ids: list[str] = []
+        for node in self.nodes():
+            ids.extend(node.records)
+        return ids

@@ -1,0 +1,193 @@
+"""The manager's broker seam, driven by a recording broker: no Redis, no server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lucent_ws import WebSocketManager, jsoncodec
+from lucent_ws.broker import Broker, ClusterStats, ClusterView, Record
+
+from ..fakes import FakeTransport, fake_connect
+
+
+class RecordingBroker:
+    """A broker whose other nodes are whatever the test puts in its view."""
+
+    def __init__(self, *, up: bool = True) -> None:
+        self.up = up
+        self._view = ClusterView()
+        self.calls: list[tuple[Any, ...]] = []
+        self.changed: list[str] = []
+
+    @property
+    def node_id(self) -> str:
+        return "node-a"
+
+    @property
+    def view(self) -> ClusterView:
+        return self._view
+
+    def connection_changed(self, conn_id: str) -> None:
+        self.changed.append(conn_id)
+
+    def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
+        self.calls.append(("room", room, data, exclude))
+        return self._view.room_size(room, exclude) if self.up else 0
+
+    def publish_all(self, data: bytes, exclude: frozenset[str]) -> int:
+        self.calls.append(("all", data, exclude))
+        return self._view.connection_count(exclude) if self.up else 0
+
+    def publish_direct(self, conn_id: str, data: bytes) -> bool:
+        self.calls.append(("direct", conn_id, data))
+        return self.up
+
+    def publish_disconnect(self, conn_id: str, code: int, message: str) -> bool:
+        self.calls.append(("kick", conn_id, code, message))
+        return self.up
+
+    def cluster_stats(self) -> ClusterStats:
+        return {"node": "node-a", "broker": "up", "undelivered": 0, "nodes": {}}
+
+
+def test_the_recording_broker_is_a_broker() -> None:
+    broker: Broker = RecordingBroker()
+    assert broker.node_id == "node-a"
+
+
+def remote_node(broker: RecordingBroker) -> None:
+    broker.view.apply_snapshot(
+        "node-b",
+        1,
+        {"r1": Record(("posts",), {"userId": 7}), "r2": Record(("posts", "news")), "r3": Record()},
+        ttl=60,
+    )
+
+
+def messages(transport: FakeTransport) -> list[Any]:
+    return transport.messages()[1:]
+
+
+def test_without_a_broker_stats_and_results_are_single_node(manager: WebSocketManager) -> None:
+    conn, transport = fake_connect(manager)
+    manager.join_room(conn.id, "posts")
+    assert manager.broker is None
+    assert manager.broadcast_to_room("posts", {"n": 1}) == 1
+    assert manager.broadcast_all({"n": 2}) == 1
+    assert manager.send_to("nobody", {"n": 3}) is False
+    assert manager.disconnect("nobody") is False
+    stats = manager.get_stats()
+    assert stats["connections"] == 1
+    assert stats["rooms"] == {"posts": 1}
+    assert not {"node", "nodes", "broker", "undelivered"} & set(stats)
+    assert messages(transport) == [{"n": 1}, {"n": 2}]
+
+
+def test_room_broadcast_delivers_locally_then_publishes_the_same_bytes(
+    manager: WebSocketManager,
+) -> None:
+    broker = RecordingBroker()
+    remote_node(broker)
+    manager.attach_broker(broker)
+    a, ta = fake_connect(manager)
+    b, tb = fake_connect(manager)
+    manager.join_room(a.id, "posts")
+    manager.join_room(b.id, "posts")
+    delivered = manager.broadcast_to_room("posts", {"type": "post:created"}, exclude=[b.id, "r1"])
+    assert delivered == 1 + 1  # a here, r2 on node-b
+    assert messages(ta) == [{"type": "post:created"}]
+    assert messages(tb) == []
+    assert broker.calls == [
+        ("room", "posts", jsoncodec.dumps({"type": "post:created"}), frozenset({b.id, "r1"}))
+    ]
+
+
+def test_broadcast_all_counts_remote_connections_minus_excluded(
+    manager: WebSocketManager,
+) -> None:
+    broker = RecordingBroker()
+    remote_node(broker)
+    manager.attach_broker(broker)
+    _, ta = fake_connect(manager)
+    assert manager.broadcast_all({"n": 1}, exclude=["r3"]) == 1 + 2
+    assert messages(ta) == [{"n": 1}]
+    assert broker.calls == [("all", b'{"n":1}', frozenset({"r3"}))]
+
+
+def test_unavailable_broker_counts_only_local_recipients(manager: WebSocketManager) -> None:
+    broker = RecordingBroker(up=False)
+    remote_node(broker)
+    manager.attach_broker(broker)
+    a, _ = fake_connect(manager)
+    manager.join_room(a.id, "posts")
+    assert manager.broadcast_to_room("posts", 1) == 1
+    assert manager.broadcast_all(1) == 1
+    assert manager.send_to("r1", 1) is False
+    assert manager.disconnect("r1") is False
+
+
+def test_deliveries_from_other_nodes_are_not_published_again(manager: WebSocketManager) -> None:
+    broker = RecordingBroker()
+    manager.attach_broker(broker)
+    a, ta = fake_connect(manager)
+    b, tb = fake_connect(manager)
+    manager.join_room(a.id, "posts")
+    assert manager.deliver_to_room("posts", b'{"n":1}', exclude=[b.id]) == 1
+    assert manager.deliver_to_room("empty", b'{"n":1}') == 0
+    assert manager.deliver_to_all(b'{"n":2}', exclude=[a.id]) == 1
+    assert messages(ta) == [{"n": 1}]
+    assert messages(tb) == [{"n": 2}]
+    assert broker.calls == []
+
+
+def test_direct_sends_and_kicks_reach_known_remote_ids_only(manager: WebSocketManager) -> None:
+    broker = RecordingBroker()
+    remote_node(broker)
+    manager.attach_broker(broker)
+    assert manager.send_to("r2", {"hi": 1}) is True
+    assert manager.send_to("nobody", {"hi": 1}) is False
+    assert manager.disconnect("r3", 4001, "bye") is True
+    assert manager.disconnect("nobody") is False
+    assert broker.calls == [("direct", "r2", b'{"hi":1}'), ("kick", "r3", 4001, "bye")]
+    local, transport = fake_connect(manager)
+    assert manager.disconnect(local.id) is True
+    assert transport.aborted  # closed here (no loop running: aborted), not published
+    assert len(broker.calls) == 2
+
+
+def test_membership_changes_are_reported_to_the_broker(manager: WebSocketManager) -> None:
+    broker = RecordingBroker()
+    manager.attach_broker(broker)
+    conn, _ = fake_connect(manager)
+    manager.join_room(conn.id, "posts")
+    manager.join_room(conn.id, "posts")  # no change, no report
+    manager.set_meta(conn.id, "userId", 7)
+    manager.leave_room(conn.id, "posts")
+    manager.leave_room(conn.id, "posts")
+    manager.remove(conn.id)
+    assert broker.changed == [conn.id] * 5
+
+
+def test_reads_merge_the_cluster_view(manager: WebSocketManager) -> None:
+    broker = RecordingBroker()
+    remote_node(broker)
+    manager.attach_broker(broker)
+    a, _ = fake_connect(manager)
+    manager.join_room(a.id, "posts")
+    manager.join_room(a.id, "local-only")
+    assert sorted(manager.get_room_members("posts")) == sorted([a.id, "r1", "r2"])
+    assert sorted(manager.list_rooms()) == ["local-only", "news", "posts"]
+    assert manager.room_size("posts") == 3
+    assert manager.get_connection_rooms("r2") == ["news", "posts"]
+    assert manager.get_meta("r1", "userId") == 7
+    assert manager.get_meta("r2", "userId", "none") == "none"
+    remote = manager.get_remote_connection("r1")
+    assert remote is not None
+    assert remote.node == "node-b"
+    assert manager.get_connection("r1") is None  # local connections only
+    assert manager.set_meta("r1", "x", 1) is False  # replicas are read-only
+    stats = manager.get_stats()
+    assert stats["connections"] == 4
+    assert stats["rooms"] == {"posts": 3, "local-only": 1, "news": 1}
+    assert stats["node"] == "node-a"
+    assert manager.local_stats()["connections"] == 1
