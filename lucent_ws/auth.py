@@ -2,8 +2,10 @@
 
 An authenticator takes the handshake ``web.Request`` and returns (or resolves
 to) an identity mapping, whose keys become the connection's metadata, or None
-for an anonymous client. It raises :class:`~lucent_ws.errors.AuthenticationFailed`
-for credentials that are present but invalid; the handshake then gets 401.
+for an anonymous client. An ``expiresAt`` key (Unix time in seconds) makes the
+server close the connection with 1008 when the credentials expire. An
+authenticator raises :class:`~lucent_ws.errors.AuthenticationFailed` for
+credentials that are present but invalid; the handshake then gets 401.
 
 The ready-made authenticators read one credential from, in this order, the
 ``Authorization: Bearer`` header, a cookie, the ``Sec-WebSocket-Protocol``
@@ -25,6 +27,7 @@ from .errors import AuthenticationFailed
 
 __all__ = [
     "BEARER_SUBPROTOCOL",
+    "EXPIRES_AT",
     "Authenticator",
     "CredentialReader",
     "Identity",
@@ -37,6 +40,8 @@ Authenticator = Callable[[web.Request], Identity | Awaitable[Identity | None] | 
 Source = Literal["header", "cookie", "protocol", "query"]
 
 BEARER_SUBPROTOCOL = "bearer"
+EXPIRES_AT = "expiresAt"
+"""Identity key: Unix time at which the connection's credentials expire."""
 ALL_SOURCES: tuple[Source, ...] = ("header", "cookie", "protocol", "query")
 
 
@@ -114,6 +119,13 @@ def _default_identity(claims: Mapping[str, Any]) -> Identity:
     return identity
 
 
+def _with_expiry(identity: Identity, claims: Mapping[str, Any]) -> Identity:
+    exp = claims.get("exp")
+    if EXPIRES_AT in identity or not isinstance(exp, (int, float)):
+        return identity
+    return {**identity, EXPIRES_AT: exp}
+
+
 def jwt_authenticator(
     key: str | bytes,
     *,
@@ -129,7 +141,8 @@ def jwt_authenticator(
 
     The token's signature, ``exp`` (required by default), ``nbf``, ``aud`` and
     ``iss`` are checked. ``identity(claims)`` builds the metadata; by default
-    ``{"userId": claims["sub"], "claims": claims}``.
+    ``{"userId": claims["sub"], "claims": claims}``. ``expiresAt`` is set from
+    ``exp``, so the connection is closed with 1008 when the token expires.
     """
     import jwt  # optional dependency, imported when used
 
@@ -154,6 +167,6 @@ def jwt_authenticator(
             raise AuthenticationFailed("Token expired") from None
         except jwt.InvalidTokenError:
             raise AuthenticationFailed("Invalid token") from None
-        return identity(claims)
+        return _with_expiry(identity(claims), claims)
 
     return authenticate

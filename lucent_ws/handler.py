@@ -8,14 +8,16 @@ manager's outbound path, straight to the transport.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from .auth import BEARER_SUBPROTOCOL, Authenticator, Identity
+from .auth import BEARER_SUBPROTOCOL, EXPIRES_AT, Authenticator, Identity
 from .config import HeartbeatConfig, Limits
 from .errors import AuthenticationFailed, HandshakeError, OriginRejected, ServiceUnavailable
 from .manager import CloseCode, WebSocketManager
@@ -75,14 +77,33 @@ class WebSocketHandler:
             max_outbound_buffer=self.limits.max_outbound_buffer,
         )
         session = Session(self.manager, conn, self.limits, on_join_room=self.on_join_room)
+        expiry = self._schedule_expiry(conn.id, identity)
         try:
             await self._read_loop(ws, session)
         except Exception:
             logger.exception("connection %s failed", conn.id)
             self.manager.evict(conn.id, CloseCode.INTERNAL_ERROR, "error", "Internal error")
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self.manager.remove(conn.id)
         return ws
+
+    def _schedule_expiry(
+        self, conn_id: str, identity: Identity | None
+    ) -> asyncio.TimerHandle | None:
+        """Close with 1008 when the credentials expire (identity key ``expiresAt``)."""
+        expires_at = identity.get(EXPIRES_AT) if identity else None
+        if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
+            return None
+        return asyncio.get_running_loop().call_later(
+            max(0.0, expires_at - time.time()),
+            self.manager.evict,
+            conn_id,
+            CloseCode.POLICY_VIOLATION,
+            "expired",
+            "Credentials expired",
+        )
 
     async def _read_loop(self, ws: web.WebSocketResponse, session: Session) -> None:
         while True:
