@@ -17,6 +17,7 @@ Quick use::
 
 from __future__ import annotations
 
+from .admin import create_admin_app
 from .app import create_app, drain, setup
 from .auth import CredentialReader, jwt_authenticator, token_authenticator
 from .config import HeartbeatConfig, Limits
@@ -54,6 +55,7 @@ __all__ = [
     "WebSocketHandler",
     "WebSocketManager",
     "__version__",
+    "create_admin_app",
     "create_app",
     "drain",
     "jwt_authenticator",

@@ -13,7 +13,7 @@ from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
 from .manager import CloseCode, WebSocketManager
 from .session import JoinHook
 
-__all__ = ["create_app", "drain", "setup"]
+__all__ = ["create_app", "drain", "mount_admin", "setup"]
 
 
 def setup(
@@ -62,9 +62,14 @@ def create_app(
     require_auth: bool = False,
     allowed_origins: Iterable[str] = (),
     limits: Limits | None = None,
+    admin: bool = True,
+    admin_token: str | None = None,
 ) -> web.Application:
     """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.
 
+    With ``admin`` (the default) the admin API and dashboard are mounted at
+    ``admin/`` (see :func:`lucent_ws.admin.create_admin_app`; without
+    ``admin_token`` one is generated and printed at startup).
     Each call returns a fresh app (a frozen app cannot be mounted twice).
     """
     app = web.Application()
@@ -79,7 +84,29 @@ def create_app(
         allowed_origins=allowed_origins,
         limits=limits,
     )
+    if admin:
+        mount_admin(app, app[MANAGER_KEY], token=admin_token)
     return app
+
+
+def mount_admin(
+    app: web.Application, manager: WebSocketManager, *, token: str | None = None
+) -> web.Application:
+    """Mount the admin API and dashboard on ``app`` at ``/admin/``; returns the sub-app.
+
+    ``/admin`` without the slash redirects to it.
+    """
+    from .admin import create_admin_app
+
+    admin_app = create_admin_app(manager, token=token)
+    app.router.add_get("/admin", _to_admin, name="lucent_ws_admin_redirect")
+    app.add_subapp("/admin/", admin_app)
+    return admin_app
+
+
+async def _to_admin(request: web.Request) -> web.StreamResponse:
+    # Relative, so it also works when the hub is itself mounted under a prefix.
+    raise web.HTTPPermanentRedirect(location="admin/")
 
 
 async def drain(app: web.Application) -> None:

@@ -21,9 +21,11 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from . import __version__
-from .app import create_app, drain
+from .admin.auth import generate_token
+from .app import create_app, drain, mount_admin
 from .config import HeartbeatConfig, Limits
 from .errors import ConfigurationError
+from .keys import MANAGER_KEY
 from .manager import WebSocketManager
 
 __all__ = ["build_app", "main", "parse_args"]
@@ -91,6 +93,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--port", int, 8080, "port to listen on")
     add("--path", str, "/ws", "WebSocket endpoint path")
     add("--admin-token", str, None, "admin API token; generated and printed when unset")
+    add("--admin-host", str, "127.0.0.1", "interface of the separate admin listener")
+    add("--admin-port", int, None, "serve the admin API and dashboard on this port only")
     add("--heartbeat-interval", float, heartbeat.interval, "seconds between heartbeat pings")
     add("--heartbeat-timeout", float, heartbeat.timeout, "seconds a client has to answer")
     parser.add_argument(
@@ -142,13 +146,52 @@ def build_app(ns: argparse.Namespace) -> web.Application:
         max_connections=ns.max_connections,
     )
     manager = WebSocketManager(heartbeat=None, close_timeout=ns.close_timeout)
+    if ns.admin_token == "":
+        raise ConfigurationError("--admin-token must not be empty")
+    ns.admin_token_generated = ns.admin_token is None
+    if ns.admin_token is None:
+        ns.admin_token = generate_token()
     return create_app(
         ns.path,
         manager=manager,
         heartbeat=heartbeat,
         allowed_origins=ns.allowed_origins,
         limits=limits,
+        admin=ns.admin_port is None,
+        admin_token=ns.admin_token,
     )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _announce(ns: argparse.Namespace) -> None:
+    """Print where the hub listens; a generated admin token is printed here, once."""
+    host = _url_host(ns.host)
+    print(f"lucent_ws {__version__} listening on ws://{host}:{ns.port}{ns.path}", flush=True)
+    if ns.admin_port is None:
+        dashboard = f"http://{host}:{ns.port}/admin/"
+    else:
+        dashboard = f"http://{_url_host(ns.admin_host)}:{ns.admin_port}/admin/"
+    if getattr(ns, "admin_token_generated", False):
+        # The one secret ever printed; in the URL's fragment it never reaches a server log.
+        print(f"admin dashboard: {dashboard}#token={ns.admin_token}", flush=True)
+        print(f"admin token (generated, shown once): {ns.admin_token}", flush=True)
+    else:
+        print(f"admin dashboard: {dashboard} (sign in with the configured admin token)", flush=True)
+
+
+async def _start_admin_site(app: web.Application, ns: argparse.Namespace) -> web.AppRunner:
+    """The separate admin listener of ``--admin-port``, sharing the hub's manager."""
+    admin_app = web.Application()
+    mount_admin(admin_app, app[MANAGER_KEY], token=ns.admin_token)
+    runner = web.AppRunner(
+        admin_app, handle_signals=False, access_log_class=SafeAccessLogger, shutdown_timeout=1.0
+    )
+    await runner.setup()
+    await web.TCPSite(runner, ns.admin_host, ns.admin_port).start()
+    return runner
 
 
 def _raise_fd_limit() -> None:
@@ -166,12 +209,12 @@ async def serve(app: web.Application, ns: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, ns.host, ns.port)
     await site.start()
+    admin_runner = await _start_admin_site(app, ns) if ns.admin_port is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    host = f"[{ns.host}]" if ":" in ns.host else ns.host
-    print(f"lucent_ws {__version__} listening on ws://{host}:{ns.port}{ns.path}", flush=True)
+    _announce(ns)
     try:
         await stop.wait()
         logger.info("shutting down: draining connections")
@@ -179,6 +222,8 @@ async def serve(app: web.Application, ns: argparse.Namespace) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if admin_runner is not None:
+            await admin_runner.cleanup()
         await runner.cleanup()
     logger.info("stopped")
 

@@ -290,6 +290,10 @@ class WebSocketManager:
     def __len__(self) -> int:
         return len(self._connections)
 
+    def now(self) -> float:
+        """The manager's clock: the time base of ``connected_at`` and ``last_seen``."""
+        return self._clock()
+
     def touch(self, conn: Connection) -> None:
         """Record that something arrived from ``conn`` (heartbeat liveness)."""
         conn.last_seen = self._clock()

@@ -1,0 +1,82 @@
+"""The admin app factory: API, OpenAPI document, metrics and dashboard in one sub-app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from ..manager import WebSocketManager
+from .auth import AdminAuth, generate_token
+from .dashboard import dashboard, setup_templates
+from .history import StatsHistory
+from .keys import ADMIN_KEY, AdminState
+from .metrics import make_registry
+from .middleware import admin_middleware
+from .views import INDEX_ROUTE, api
+
+__all__ = ["create_admin_app"]
+
+
+def create_admin_app(
+    manager: WebSocketManager | None = None,
+    *,
+    token: str | None = None,
+    top_rooms: int = 20,
+    history_interval: float = 2.0,
+) -> web.Application:
+    """A new aiohttp app with the admin API and dashboard; mount it at ``/admin/``.
+
+    ``manager`` defaults to :data:`lucent_ws.ws_manager`. Without ``token`` a
+    random one is generated and printed once at startup (never logged).
+    ``top_rooms`` bounds the per-room metrics; ``history_interval`` is the
+    dashboard chart's sampling period in seconds.
+    """
+    if manager is None:
+        from .. import ws_manager
+
+        manager = ws_manager
+    generated = token is None
+    routes = (*api.routes, *dashboard.routes)
+    app = web.Application(middlewares=[admin_middleware])
+    state = AdminState(
+        manager=manager,
+        auth=AdminAuth(token or generate_token()),
+        registry=make_registry(manager, top_rooms=top_rooms),
+        history=StatsHistory(manager, interval=history_interval),
+        routes=routes,
+        public_routes=frozenset(route.name for route in routes if route.public),
+    )
+    app[ADMIN_KEY] = state
+    setup_templates(app)
+    api.add_to(app)
+    dashboard.add_to(app)
+    app.cleanup_ctx.append(_sample_history)
+    if generated:
+        app.on_startup.append(_announce_token(state.auth))
+    return app
+
+
+async def _sample_history(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[ADMIN_KEY].history.run(), name="lucent_ws admin history")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _announce_token(auth: AdminAuth) -> Callable[[web.Application], Awaitable[None]]:
+    async def announce(app: web.Application) -> None:
+        prefix = str(app.router[INDEX_ROUTE].url_for())
+        # stdout, not the log: the one place a secret is ever shown.
+        print(
+            f"lucent_ws admin token (generated): {auth.reveal_token()}\n"
+            f"lucent_ws dashboard: {prefix}#token={auth.reveal_token()}",
+            file=sys.stdout,
+            flush=True,
+        )
+
+    return announce

@@ -1,0 +1,133 @@
+"""Admin authentication: a bearer token for the API, cookie sessions with CSRF for the dashboard.
+
+The token is compared in constant time. A dashboard login trades the token for
+a random session id kept in an HttpOnly, SameSite=Strict cookie scoped to the
+admin prefix; every state-changing request made with that cookie must carry the
+session's CSRF token (``X-CSRF-Token`` header or ``csrf`` form field).
+Sessions live in memory and are stored under a hash of their id, so looking
+one up leaks no timing about valid ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "AdminAuth",
+    "AdminSession",
+    "generate_token",
+]
+
+SESSION_COOKIE = "lucent_ws_admin"
+CSRF_COOKIE = "lucent_ws_login_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def generate_token() -> str:
+    """A fresh random admin token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of two secrets of any length."""
+    return hmac.compare_digest(_digest(given), _digest(expected))
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSession:
+    """A dashboard session: its CSRF token and when it expires."""
+
+    csrf: str
+    expires_at: float
+
+
+class AdminAuth:
+    """Checks admin tokens and keeps dashboard sessions."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        session_ttl: float = 12 * 3600.0,
+        max_sessions: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not token:
+            raise ValueError("the admin token must not be empty")
+        self._token = token
+        self.session_ttl = session_ttl
+        self._max_sessions = max_sessions
+        self._clock = clock
+        self._sessions: OrderedDict[bytes, AdminSession] = OrderedDict()
+
+    def reveal_token(self) -> str:
+        """The token itself, for the one-time announcement of a generated token."""
+        return self._token
+
+    def check_token(self, given: str) -> bool:
+        """True if ``given`` is the admin token."""
+        return same_secret(given, self._token)
+
+    def check_bearer(self, header: str | None) -> bool:
+        """True if an ``Authorization`` header carries the admin token as a bearer."""
+        if not header:
+            return False
+        scheme, _, value = header.partition(" ")
+        return scheme.lower() == "bearer" and self.check_token(value.strip())
+
+    def open_session(self) -> tuple[str, AdminSession]:
+        """Start a session; returns its id (the cookie value) and the session."""
+        session_id = secrets.token_urlsafe(32)
+        session = AdminSession(
+            csrf=secrets.token_urlsafe(32), expires_at=self._clock() + self.session_ttl
+        )
+        self._sessions[_digest(session_id)] = session
+        while len(self._sessions) > self._max_sessions:
+            self._sessions.popitem(last=False)
+        return session_id, session
+
+    def get_session(self, session_id: str | None) -> AdminSession | None:
+        """The live session with this id, or None (expired sessions are dropped)."""
+        if not session_id:
+            return None
+        key = _digest(session_id)
+        session = self._sessions.get(key)
+        if session is None:
+            return None
+        if session.expires_at <= self._clock():
+            del self._sessions[key]
+            return None
+        return session
+
+    def close_session(self, session_id: str | None) -> None:
+        """End a session (logout); unknown ids are ignored."""
+        if session_id:
+            self._sessions.pop(_digest(session_id), None)
+
+    @staticmethod
+    def new_csrf() -> str:
+        """A random CSRF value."""
+        return secrets.token_urlsafe(32)
+
+    @staticmethod
+    def same(given: str, expected: str) -> bool:
+        """Constant-time comparison of two secrets."""
+        return same_secret(given, expected)
+
+    @staticmethod
+    def check_csrf(session: AdminSession, given: str | None) -> bool:
+        """True if ``given`` is the session's CSRF token."""
+        return given is not None and same_secret(given, session.csrf)

@@ -1,0 +1,97 @@
+"""JSON plumbing of the admin API: body parsing, validation and error answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from marshmallow import Schema, ValidationError
+
+__all__ = [
+    "BadRequest",
+    "error_response",
+    "json_response",
+    "load_body",
+    "load_query",
+    "unencodable",
+]
+
+
+def _default(value: Any) -> Any:
+    # Metadata set by the host app may hold values JSON cannot express.
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; values JSON cannot express become strings instead of a 500."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON answer that is never cached."""
+    response = web.json_response(data, status=status, headers=headers, dumps=dumps)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_response(
+    status: int, error: str, message: str, *, headers: dict[str, str] | None = None
+) -> web.Response:
+    """``{"error": ..., "message": ...}`` with ``status``."""
+    return json_response({"error": error, "message": message}, status=status, headers=headers)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+class BadRequest(Exception):
+    """A request the API refuses; carries the answer to send."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+async def load_body(request: web.Request, schema: Schema) -> dict[str, Any]:
+    """Parse the JSON body and validate it; raises :class:`BadRequest` (400 or 422)."""
+    raw = await request.read()
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        message = "Body is not valid JSON" if raw else "Body is empty; JSON expected"
+        if isinstance(exc, json.JSONDecodeError):
+            message = f"Body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise BadRequest(error_response(400, "invalid_json", message)) from None
+    return _validate(schema, data)
+
+
+def load_query(request: web.Request, schema: Schema) -> dict[str, Any]:
+    """Validate the query string; raises :class:`BadRequest` (422)."""
+    return _validate(schema, dict(request.query))
+
+
+def unencodable(exc: TypeError) -> BadRequest:
+    """422 for a payload the hub cannot encode (e.g. nested too deeply)."""
+    return BadRequest(
+        json_response(
+            {"error": "invalid_body", "fields": {"payload": [f"Cannot be encoded: {exc}"]}},
+            status=422,
+        )
+    )
+
+
+def _validate(schema: Schema, data: Any) -> dict[str, Any]:
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        raise BadRequest(
+            json_response({"error": "invalid_body", "fields": messages}, status=422)
+        ) from None
+    return loaded

@@ -1,0 +1,172 @@
+"""marshmallow schemas of every admin API request and response body.
+
+The views validate requests and dump responses with these, and the OpenAPI
+document is generated from the same classes.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+__all__ = [
+    "BroadcastRequestSchema",
+    "ConnectionDetailSchema",
+    "ConnectionListQuerySchema",
+    "ConnectionListSchema",
+    "ConnectionSummarySchema",
+    "DeliveredSchema",
+    "DisconnectedSchema",
+    "ErrorSchema",
+    "HistorySampleSchema",
+    "HistorySchema",
+    "RoomDetailSchema",
+    "RoomListSchema",
+    "RoomMemberSchema",
+    "RoomSummarySchema",
+    "SendRequestSchema",
+    "StatsSchema",
+    "ValidationErrorSchema",
+]
+
+_ROOM = validate.Length(min=1, max=128)
+
+
+class ErrorSchema(Schema):
+    """Any error: a machine-readable code and a human message."""
+
+    error = fields.String(required=True, metadata={"example": "not_found"})
+    message = fields.String(required=True)
+
+
+class ValidationErrorSchema(Schema):
+    """422: the body has the wrong shape; messages per field."""
+
+    error = fields.String(required=True, metadata={"example": "invalid_body"})
+    field_errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        required=True,
+        data_key="fields",
+        metadata={"example": {"payload": ["Missing data for required field."]}},
+    )
+
+
+class StatsSchema(Schema):
+    """Hub totals, as ``WebSocketManager.get_stats()``."""
+
+    connections = fields.Integer(required=True)
+    rooms = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    heartbeatActive = fields.Boolean(required=True)
+    messagesIn = fields.Integer(required=True)
+    messagesOut = fields.Integer(required=True)
+    bytesOut = fields.Integer(required=True)
+    evictions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    handshakeRefusals = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    uptime = fields.Float(required=True, metadata={"description": "seconds since start"})
+
+
+class HistorySampleSchema(Schema):
+    """One sample of the recent history."""
+
+    t = fields.Float(required=True, metadata={"description": "Unix time, seconds"})
+    connections = fields.Integer(required=True)
+    messagesInPerSec = fields.Float(required=True)
+    messagesOutPerSec = fields.Float(required=True)
+
+
+class HistorySchema(Schema):
+    """Connections and message rates over the last minutes, oldest first."""
+
+    interval = fields.Float(required=True, metadata={"description": "seconds between samples"})
+    samples = fields.List(fields.Nested(HistorySampleSchema), required=True)
+
+
+class RoomSummarySchema(Schema):
+    """A room and its member count."""
+
+    name = fields.String(required=True)
+    members = fields.Integer(required=True)
+
+
+class RoomListSchema(Schema):
+    """Every room with at least one member, largest first."""
+
+    rooms = fields.List(fields.Nested(RoomSummarySchema), required=True)
+
+
+class RoomMemberSchema(Schema):
+    """A member of a room and its metadata."""
+
+    id = fields.String(required=True)
+    meta = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+
+
+class RoomDetailSchema(Schema):
+    """A room's members."""
+
+    name = fields.String(required=True)
+    members = fields.List(fields.Nested(RoomMemberSchema), required=True)
+
+
+class ConnectionSummarySchema(Schema):
+    """A connection in the connection list."""
+
+    id = fields.String(required=True)
+    rooms = fields.List(fields.String(), required=True)
+    remote = fields.String(allow_none=True, required=True)
+    connectedAt = fields.String(required=True, metadata={"description": "ISO 8601, UTC"})
+
+
+class ConnectionListQuerySchema(Schema):
+    """Query of ``GET /connections``."""
+
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class ConnectionListSchema(Schema):
+    """The newest connections (at most ``limit``) and the total."""
+
+    total = fields.Integer(required=True)
+    connections = fields.List(fields.Nested(ConnectionSummarySchema), required=True)
+
+
+class ConnectionDetailSchema(ConnectionSummarySchema):
+    """One connection: rooms, metadata, peer address and age (never credentials)."""
+
+    meta = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    connectedFor = fields.Float(required=True, metadata={"description": "seconds"})
+    idleFor = fields.Float(
+        required=True, metadata={"description": "seconds since the client was last heard"}
+    )
+
+
+class BroadcastRequestSchema(Schema):
+    """``POST /broadcast``: ``payload`` to ``room``'s members, or to everyone without ``room``."""
+
+    room = fields.String(validate=_ROOM, metadata={"description": "omit to reach everyone"})
+    payload = fields.Raw(required=True, allow_none=True, metadata={"description": "any JSON"})
+    excluded = fields.List(
+        fields.String(),
+        load_default=list,
+        data_key="exclude",
+        metadata={"description": "connection ids to skip"},
+    )
+
+
+class SendRequestSchema(Schema):
+    """``POST /send``: ``payload`` to one connection."""
+
+    id = fields.String(required=True, validate=validate.Length(min=1))
+    payload = fields.Raw(required=True, allow_none=True, metadata={"description": "any JSON"})
+
+
+class DeliveredSchema(Schema):
+    """How many connections the payload was queued for."""
+
+    delivered = fields.Integer(required=True)
+
+
+class DisconnectedSchema(Schema):
+    """Answer of ``DELETE /connections/{id}``."""
+
+    disconnected = fields.Boolean(required=True)

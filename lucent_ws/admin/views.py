@@ -1,0 +1,259 @@
+"""The admin JSON API: stats, rooms, connections, broadcasts and direct sends."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from aiohttp import web
+
+from ..manager import Connection, WebSocketManager
+from . import metrics
+from .http import error_response, json_response, load_body, load_query, unencodable
+from .keys import ADMIN_KEY
+from .openapi import build_spec
+from .routing import RouteTable
+from .schemas import (
+    BroadcastRequestSchema,
+    ConnectionDetailSchema,
+    ConnectionListQuerySchema,
+    ConnectionListSchema,
+    DeliveredSchema,
+    DisconnectedSchema,
+    ErrorSchema,
+    HistorySchema,
+    RoomDetailSchema,
+    RoomListSchema,
+    SendRequestSchema,
+    StatsSchema,
+    ValidationErrorSchema,
+)
+
+__all__ = ["INDEX_ROUTE", "admin_prefix", "api"]
+
+api = RouteTable("api")
+
+INDEX_ROUTE = "lucent_ws_admin.show_dashboard"
+"""Name of the dashboard route, whose URL is the admin prefix."""
+
+_stats_schema = StatsSchema()
+_history_schema = HistorySchema()
+_room_list_schema = RoomListSchema()
+_room_detail_schema = RoomDetailSchema()
+_connection_list_schema = ConnectionListSchema()
+_connection_query_schema = ConnectionListQuerySchema()
+_connection_detail_schema = ConnectionDetailSchema()
+_broadcast_schema = BroadcastRequestSchema()
+_send_schema = SendRequestSchema()
+_delivered_schema = DeliveredSchema()
+_disconnected_schema = DisconnectedSchema()
+
+_NOT_FOUND: dict[int, type[ErrorSchema] | str] = {404: ErrorSchema}
+_BAD_BODY: dict[int, Any] = {400: ErrorSchema, 422: ValidationErrorSchema}
+
+
+def _manager(request: web.Request) -> WebSocketManager:
+    return request.config_dict[ADMIN_KEY].manager
+
+
+def _connection(request: web.Request) -> Connection | web.Response:
+    conn_id = request.match_info["id"]
+    conn = _manager(request).get_connection(conn_id)
+    if conn is None:
+        return error_response(404, "not_found", f"No connection {conn_id!r}")
+    return conn
+
+
+def _remote(conn: Connection) -> str | None:
+    remote = getattr(conn.request, "remote", None)
+    return remote if isinstance(remote, str) else None
+
+
+def _summary(manager: WebSocketManager, conn: Connection, now: float) -> dict[str, Any]:
+    wall = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=now - conn.connected_at)
+    return {
+        "id": conn.id,
+        "rooms": sorted(conn.rooms),
+        "remote": _remote(conn),
+        "connectedAt": wall.isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+
+
+@api.route("GET", "/stats", summary="Hub totals", responses={200: StatsSchema})
+async def get_stats(request: web.Request) -> web.StreamResponse:
+    """Connections, rooms with member counts, heartbeat state and counters."""
+    return json_response(_stats_schema.dump(_manager(request).get_stats()))
+
+
+@api.route(
+    "GET",
+    "/stats/history",
+    summary="Connections and message rates over the last minutes",
+    responses={200: HistorySchema},
+)
+async def get_history(request: web.Request) -> web.StreamResponse:
+    """Samples for the dashboard chart, oldest first."""
+    history = request.config_dict[ADMIN_KEY].history
+    return json_response(
+        _history_schema.dump({"interval": history.interval, "samples": history.samples()})
+    )
+
+
+@api.route(
+    "GET", "/rooms", summary="Rooms and their member counts", responses={200: RoomListSchema}
+)
+async def list_rooms(request: web.Request) -> web.StreamResponse:
+    """Every room with at least one member, largest first."""
+    rooms = _manager(request).get_stats()["rooms"]
+    ordered = sorted(rooms.items(), key=lambda item: (-item[1], item[0]))
+    return json_response(
+        _room_list_schema.dump({"rooms": [{"name": n, "members": c} for n, c in ordered]})
+    )
+
+
+@api.route(
+    "GET",
+    "/rooms/{room:.+}",
+    summary="A room's members and their metadata",
+    responses={200: RoomDetailSchema, **_NOT_FOUND},
+)
+async def get_room(request: web.Request) -> web.StreamResponse:
+    """404 if the room has no members."""
+    manager = _manager(request)
+    room = request.match_info["room"]
+    members = []
+    for conn_id in manager.get_room_members(room):
+        conn = manager.get_connection(conn_id)
+        if conn is not None:
+            members.append({"id": conn_id, "meta": dict(conn.meta)})
+    if not members:
+        return error_response(404, "not_found", f"No room {room!r}")
+    return json_response(_room_detail_schema.dump({"name": room, "members": members}))
+
+
+@api.route(
+    "GET",
+    "/connections",
+    summary="The newest connections",
+    query=ConnectionListQuerySchema,
+    responses={200: ConnectionListSchema, 422: ValidationErrorSchema},
+)
+async def list_connections(request: web.Request) -> web.StreamResponse:
+    """At most ``limit`` connections, newest first, and the total count."""
+    limit = load_query(request, _connection_query_schema)["limit"]
+    manager = _manager(request)
+    conns = [c for c in map(manager.get_connection, manager.connection_ids()) if c is not None]
+    conns.sort(key=lambda c: c.connected_at, reverse=True)
+    now = manager.now()
+    return json_response(
+        _connection_list_schema.dump(
+            {"total": len(conns), "connections": [_summary(manager, c, now) for c in conns[:limit]]}
+        )
+    )
+
+
+@api.route(
+    "GET",
+    "/connections/{id}",
+    summary="One connection: rooms, metadata, address, age",
+    responses={200: ConnectionDetailSchema, **_NOT_FOUND},
+)
+async def get_connection(request: web.Request) -> web.StreamResponse:
+    """404 for an unknown id."""
+    conn = _connection(request)
+    if isinstance(conn, web.Response):
+        return conn
+    manager = _manager(request)
+    now = manager.now()
+    detail = _summary(manager, conn, now)
+    detail["meta"] = dict(conn.meta)
+    detail["connectedFor"] = round(now - conn.connected_at, 3)
+    detail["idleFor"] = round(now - conn.last_seen, 3)
+    return json_response(_connection_detail_schema.dump(detail))
+
+
+@api.route(
+    "DELETE",
+    "/connections/{id}",
+    summary="Disconnect a connection (close code 4001)",
+    responses={200: DisconnectedSchema, **_NOT_FOUND},
+)
+async def delete_connection(request: web.Request) -> web.StreamResponse:
+    """Close with 4001 after flushing what was queued; 404 for an unknown id."""
+    conn = _connection(request)
+    if isinstance(conn, web.Response):
+        return conn
+    _manager(request).disconnect(conn.id)
+    return json_response(_disconnected_schema.dump({"disconnected": True}))
+
+
+@api.route(
+    "POST",
+    "/broadcast",
+    summary="Send a payload to a room, or to everyone",
+    body=BroadcastRequestSchema,
+    responses={200: DeliveredSchema, **_BAD_BODY},
+)
+async def broadcast(request: web.Request) -> web.StreamResponse:
+    """``payload`` is delivered verbatim; ``exclude`` lists ids to skip."""
+    body = await load_body(request, _broadcast_schema)
+    manager = _manager(request)
+    room = body.get("room")
+    try:
+        if room is None:
+            delivered = manager.broadcast_all(body["payload"], exclude=body["excluded"])
+        else:
+            delivered = manager.broadcast_to_room(room, body["payload"], exclude=body["excluded"])
+    except TypeError as exc:
+        raise unencodable(exc) from None
+    return json_response(_delivered_schema.dump({"delivered": delivered}))
+
+
+@api.route(
+    "POST",
+    "/send",
+    summary="Send a payload to one connection",
+    body=SendRequestSchema,
+    responses={200: DeliveredSchema, **_BAD_BODY, **_NOT_FOUND},
+)
+async def send(request: web.Request) -> web.StreamResponse:
+    """404 for an unknown id."""
+    body = await load_body(request, _send_schema)
+    try:
+        sent = _manager(request).send_to(body["id"], body["payload"])
+    except TypeError as exc:
+        raise unencodable(exc) from None
+    if not sent:
+        return error_response(404, "not_found", f"No connection {body['id']!r}")
+    return json_response(_delivered_schema.dump({"delivered": 1}))
+
+
+@api.route(
+    "GET",
+    "/openapi.json",
+    summary="This document",
+    responses={200: "application/json"},
+)
+async def get_openapi(request: web.Request) -> web.StreamResponse:
+    """The OpenAPI 3 document, with the server URL this app is mounted at."""
+    state = request.config_dict[ADMIN_KEY]
+    return json_response(build_spec(state.routes, server_url=admin_prefix(request).rstrip("/")))
+
+
+@api.route(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics",
+    responses={200: metrics.CONTENT_TYPE},
+)
+async def get_metrics(request: web.Request) -> web.StreamResponse:
+    """The hub's metrics in the Prometheus text format, read at scrape time."""
+    body = metrics.render(request.config_dict[ADMIN_KEY].registry)
+    response = web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def admin_prefix(request: web.Request) -> str:
+    """The URL path the admin app is mounted at, with a trailing slash (``/admin/``)."""
+    return str(request.app.router[INDEX_ROUTE].url_for())
