@@ -1,0 +1,165 @@
+"""A room with N subscribers and one publisher, driven in throughput or latency phases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from bench.deliveries import SeqTracker, Tally, broadcast_frame_body, latencies
+from bench.frames import client_frame
+from bench.proc import CpuWindow
+from bench.progress import Progress
+from bench.servers import HOST, ServerProcess
+from bench.stats import latency_summary
+from bench.wsclient import WsConn, connect, connect_many
+
+ROOM = "bench"
+READ_BATCH = 1
+
+
+class FanoutRig:
+    """Subscribers joined to one room of ``server`` and a publisher member of it."""
+
+    def __init__(self, server: ServerProcess, room: str = ROOM) -> None:
+        self.server = server
+        self.room = room
+        self.subs: list[WsConn] = []
+        self.pub: WsConn | None = None
+        self.seq = 0
+
+    async def grow(self, total: int) -> None:
+        """Connect and join subscribers until there are ``total``."""
+        missing = total - len(self.subs)
+        if missing <= 0:
+            return
+        label = f"{self.server.spec.name}: subscribers"
+        async with Progress(label, lambda: f"{len(self.subs):,}/{total:,} joined"):
+            await connect_many(HOST, self.server.port, missing, room=self.room, into=self.subs)
+        for sub in self.subs:
+            sub.drain()
+        if self.pub is None:
+            self.pub, _ = await connect(HOST, self.server.port)
+            await self.pub.join(self.room)
+            self.pub.drain()
+
+    def _send(self) -> None:
+        assert self.pub is not None
+        self.pub.send_raw(client_frame(broadcast_frame_body(self.room, self.seq, self.seq)))
+        self.seq += 1
+
+    async def throughput(
+        self, seconds: float, inflight: int = 8, warmup: float = 1.0
+    ) -> dict[str, Any]:
+        """Keep ``inflight`` broadcasts undelivered for ``seconds``; measure the rate."""
+        n = len(self.subs)
+        tally = Tally()
+        first = self.seq
+        trackers = [SeqTracker(first, tally) for _ in self.subs]
+        for sub, tracker in zip(self.subs, trackers, strict=True):
+            sub.count(tracker)
+            sub.read_batch(READ_BATCH)
+
+        async def publish_until(deadline: float) -> None:
+            while time.monotonic() < deadline:
+                need = (self.seq - first - inflight + 1) * n
+                if tally.delivered < need:
+                    await asyncio.wait_for(tally.wait_for(need), 10.0)
+                self._send()
+
+        label = f"{self.server.spec.name}: N={n:,} throughput"
+        window = CpuWindow(self.server.pid)
+
+        def status() -> str:
+            return f"{tally.delivered:,} deliveries, {self.seq - first:,} broadcasts"
+
+        async with Progress(label, status):
+            await publish_until(time.monotonic() + warmup)
+            d0, t0 = tally.delivered, time.monotonic()
+            with window:
+                await publish_until(time.monotonic() + seconds)
+                d1, t1 = tally.delivered, time.monotonic()
+            for sub in self.subs:
+                sub.read_batch(1)
+            expected = (self.seq - first) * n
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tally.wait_for(expected), 10.0)
+        for sub in self.subs:
+            sub.drain()
+        measured = d1 - d0
+        return {
+            "subscribers": n,
+            "inflight": inflight,
+            "broadcasts": self.seq - first,
+            "deliveries_per_s": measured / (t1 - t0),
+            "server_us_per_delivery": window.server / measured * 1e6,
+            "client_us_per_delivery": window.client / measured * 1e6,
+            "server_cpu_share": window.server / (t1 - t0),
+            "client_cpu_share": window.client / (t1 - t0),
+            "other_cpu_share": window.other / (t1 - t0),
+            **_integrity(trackers, self.seq),
+        }
+
+    async def latency(self, seconds: float, rate: float) -> dict[str, Any]:
+        """Send ``rate`` broadcasts per second, one at a time; measure end-to-end latency."""
+        n = len(self.subs)
+        tally = Tally()
+        first = self.seq
+        trackers = [SeqTracker(first, tally) for _ in self.subs]
+        for sub, tracker in zip(self.subs, trackers, strict=True):
+            sub.record(tracker)
+        count = max(1, round(seconds * rate))
+        label = f"{self.server.spec.name}: N={n:,} latency at {rate:g}/s"
+        window = CpuWindow(self.server.pid)
+        async with Progress(label, lambda: f"{self.seq - first}/{count} broadcasts"):
+            with window:
+                start = time.monotonic()
+                for i in range(count):
+                    delay = start + i / rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    self._send()
+                await _quiet(tally, 0.5, 10.0)
+        samples: list[int] = []
+        for sub, tracker in zip(self.subs, trackers, strict=True):
+            chunks = sub.chunks
+            sub.drain()
+            sub.chunks = []
+            samples.extend(latencies(tracker, chunks))
+        delivered = tally.delivered
+        return {
+            "subscribers": n,
+            "rate_per_s": rate,
+            "broadcasts": count,
+            "server_us_per_delivery": window.server / delivered * 1e6 if delivered else None,
+            **latency_summary(samples),
+            **_integrity(trackers, self.seq),
+        }
+
+    def close(self) -> None:
+        """Drop every connection."""
+        for conn in [*self.subs, *([self.pub] if self.pub else [])]:
+            conn.abort()
+        self.subs = []
+        self.pub = None
+
+
+async def _quiet(tally: Tally, quiet: float, limit: float) -> None:
+    """Wait until nothing arrived for ``quiet`` seconds (at most ``limit`` seconds)."""
+    deadline = time.monotonic() + limit
+    await asyncio.sleep(quiet)
+    while time.monotonic() < deadline:
+        idle = (time.monotonic_ns() - tally.last_rx_ns) / 1e9
+        if idle >= quiet:
+            return
+        await asyncio.sleep(quiet - idle)
+
+
+def _integrity(trackers: list[SeqTracker], end: int) -> dict[str, int]:
+    return {
+        "received": sum(t.received for t in trackers),
+        "lost": sum(t.lost(end) for t in trackers),
+        "duplicated": sum(t.duplicated for t in trackers),
+        "reordered": sum(t.reordered for t in trackers),
+    }

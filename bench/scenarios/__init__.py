@@ -1,0 +1,19 @@
+"""The scenario registry: add a module exposing ``SCENARIO`` and list it here."""
+
+from __future__ import annotations
+
+from bench.scenario import Scenario
+from bench.scenarios import admin, churn, fanout, heartbeat, idle, latency, sweep
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        fanout.SCENARIO,
+        latency.SCENARIO,
+        idle.SCENARIO,
+        churn.SCENARIO,
+        admin.SCENARIO,
+        heartbeat.SCENARIO,
+        sweep.SCENARIO,
+    )
+}
