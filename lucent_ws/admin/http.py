@@ -91,7 +91,17 @@ def _validate(schema: Schema, data: Any) -> dict[str, Any]:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        fields = {str(name): _flatten(errors) for name, errors in messages.items()}
         raise BadRequest(
-            json_response({"error": "invalid_body", "fields": messages}, status=422)
+            json_response({"error": "invalid_body", "fields": fields}, status=422)
         ) from None
     return loaded
+
+
+def _flatten(errors: Any, where: str = "") -> list[str]:
+    """A field's messages as one list; nested ones (list items) name their position."""
+    if isinstance(errors, dict):
+        return [m for key, sub in errors.items() for m in _flatten(sub, f"{where}[{key}] ")]
+    if isinstance(errors, list):
+        return [m for item in errors for m in _flatten(item, where)]
+    return [f"{where}{errors}"]
