@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .auth import Authenticator
 from .config import HeartbeatConfig, Limits
+from .errors import ConfigurationError
 from .handler import WebSocketHandler, build_endpoint
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
 from .manager import CloseCode, WebSocketManager
 from .session import JoinHook
+
+if TYPE_CHECKING:
+    from .broker import Broker
 
 __all__ = ["create_app", "drain", "mount_admin", "setup"]
 
@@ -27,12 +32,14 @@ def setup(
     require_auth: bool = False,
     allowed_origins: Iterable[str] = (),
     limits: Limits | None = None,
+    broker: Broker | None = None,
 ) -> WebSocketHandler:
     """Add the WebSocket endpoint to an existing app, like the original plugin.
 
     Stores the manager, handler and shutdown state under the keys of
     :mod:`lucent_ws.keys`, and closes every connection with 1001 when the app
-    shuts down. Returns the handler.
+    shuts down. With a ``broker`` (scale-out, see :mod:`lucent_ws.broker`) the
+    app starts it at startup and stops it at cleanup. Returns the handler.
     """
     handler = build_endpoint(
         manager=manager,
@@ -49,6 +56,8 @@ def setup(
     app.router.add_get(path, handler.handle, name="lucent_ws")
     app.on_shutdown.append(drain)
     app.on_cleanup.append(_stop_heartbeat)
+    if broker is not None:
+        app.cleanup_ctx.append(_broker_context(broker))
     return handler
 
 
@@ -64,14 +73,29 @@ def create_app(
     limits: Limits | None = None,
     admin: bool = True,
     admin_token: str | None = None,
+    redis_url: str | None = None,
+    redis_prefix: str = "lucent_ws",
+    lease: float = 15.0,
+    broker: Broker | None = None,
 ) -> web.Application:
     """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.
 
     With ``admin`` (the default) the admin API and dashboard are mounted at
     ``admin/`` (see :func:`lucent_ws.admin.create_admin_app`; without
     ``admin_token`` one is generated and printed at startup).
+    With ``redis_url`` the hub scales out over Redis (the ``redis`` extra):
+    ``redis_prefix`` namespaces its keys, ``lease`` (seconds) bounds how long
+    a dead node stays in the cluster's membership; or pass any ``broker``.
     Each call returns a fresh app (a frozen app cannot be mounted twice).
     """
+    if broker is None and redis_url is not None:
+        try:
+            from .broker.redis import RedisBroker
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"redis_url needs the 'redis' extra (pip install 'lucent_ws[redis]'): {exc}"
+            ) from None
+        broker = RedisBroker(redis_url, prefix=redis_prefix, lease=lease)
     app = web.Application()
     setup(
         app,
@@ -83,6 +107,7 @@ def create_app(
         require_auth=require_auth,
         allowed_origins=allowed_origins,
         limits=limits,
+        broker=broker,
     )
     if admin:
         mount_admin(app, app[MANAGER_KEY], token=admin_token)
@@ -121,3 +146,14 @@ async def drain(app: web.Application) -> None:
 
 async def _stop_heartbeat(app: web.Application) -> None:
     app[MANAGER_KEY].stop_heartbeat()
+
+
+def _broker_context(
+    broker: Broker,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def run_broker(app: web.Application) -> AsyncIterator[None]:
+        await broker.start(app[MANAGER_KEY])
+        yield
+        await broker.stop()
+
+    return run_broker

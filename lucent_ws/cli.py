@@ -118,6 +118,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--rate-burst", int, limits.rate_burst, "inbound burst per connection")
     add("--max-outbound-buffer", int, limits.max_outbound_buffer, "outbound bytes per peer")
     add("--max-connections", int, limits.max_connections, "connections at once")
+    add("--redis-url", str, None, "share rooms with other nodes through this Redis")
+    add("--redis-prefix", str, "lucent_ws", "Redis key prefix, so apps can share one Redis")
+    add("--lease", float, 15.0, "seconds a dead node stays in the cluster's membership")
     add("--close-timeout", float, 2.0, "seconds a close may take before the socket is aborted")
     add("--loop", str, "asyncio", "event loop: asyncio or uvloop")
     add("--log-level", str, "info", "logging level")
@@ -159,6 +162,9 @@ def build_app(ns: argparse.Namespace) -> web.Application:
         limits=limits,
         admin=ns.admin_port is None,
         admin_token=ns.admin_token,
+        redis_url=ns.redis_url or None,
+        redis_prefix=ns.redis_prefix,
+        lease=ns.lease,
     )
 
 

@@ -51,6 +51,19 @@ class ValidationErrorSchema(Schema):
     )
 
 
+class NodeStatsSchema(Schema):
+    """One node's own figures in a cluster."""
+
+    connections = fields.Integer(required=True)
+    rooms = fields.Integer(required=True)
+    messagesIn = fields.Integer(required=True)
+    messagesOut = fields.Integer(required=True)
+    bytesOut = fields.Integer(required=True)
+    undelivered = fields.Integer(required=True)
+    uptime = fields.Float(required=True)
+    self = fields.Boolean(required=True, metadata={"description": "the node answering"})
+
+
 class StatsSchema(Schema):
     """Hub totals, as ``WebSocketManager.get_stats()``."""
 
@@ -63,6 +76,16 @@ class StatsSchema(Schema):
     evictions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     handshakeRefusals = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     uptime = fields.Float(required=True, metadata={"description": "seconds since start"})
+    node = fields.String(metadata={"description": "this node's id (scale-out only)"})
+    broker = fields.String(metadata={"description": "up or down (scale-out only)"})
+    undelivered = fields.Integer(
+        metadata={"description": "messages not handed to other nodes (scale-out only)"}
+    )
+    nodes = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(NodeStatsSchema),
+        metadata={"description": "each live node's own figures (scale-out only)"},
+    )
 
 
 class HistorySampleSchema(Schema):

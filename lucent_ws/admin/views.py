@@ -126,6 +126,8 @@ async def get_room(request: web.Request) -> web.StreamResponse:
         conn = manager.get_connection(conn_id)
         if conn is not None:
             members.append({"id": conn_id, "meta": dict(conn.meta)})
+        elif (remote := manager.get_remote_connection(conn_id)) is not None:
+            members.append({"id": conn_id, "meta": dict(remote.meta)})
     if not members:
         return error_response(404, "not_found", f"No room {room!r}")
     return json_response(_room_detail_schema.dump({"name": room, "members": members}))
@@ -180,10 +182,9 @@ async def get_connection(request: web.Request) -> web.StreamResponse:
 )
 async def delete_connection(request: web.Request) -> web.StreamResponse:
     """Close with 4001 after flushing what was queued; 404 for an unknown id."""
-    conn = _connection(request)
-    if isinstance(conn, web.Response):
-        return conn
-    _manager(request).disconnect(conn.id)
+    conn_id = request.match_info["id"]
+    if not _manager(request).disconnect(conn_id):  # on whichever node holds it
+        return error_response(404, "not_found", f"No connection {conn_id!r}")
     return json_response(_disconnected_schema.dump({"disconnected": True}))
 
 

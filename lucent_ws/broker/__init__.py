@@ -16,9 +16,12 @@ shipped backend; ``lucent_ws.broker.redis`` is only imported when used.
 
 from __future__ import annotations
 
-from typing import Protocol, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from .view import ClusterView, NodeView, Record, RemoteConnection
+
+if TYPE_CHECKING:
+    from ..manager import WebSocketManager
 
 __all__ = [
     "Broker",
@@ -54,7 +57,7 @@ class ClusterStats(TypedDict):
 
 
 class Broker(Protocol):
-    """What a manager calls to reach connections on other nodes.
+    """What a manager calls to reach connections on other nodes (and an app starts).
 
     ``exclude`` sets hold connection ids of any node. Publish methods return
     what they could hand over for delivery elsewhere (recipients counted from
@@ -87,3 +90,9 @@ class Broker(Protocol):
 
     def cluster_stats(self) -> ClusterStats:
         """This node's id, the backend state, undelivered messages, per-node figures."""
+
+    async def start(self, manager: WebSocketManager) -> None:
+        """Attach to ``manager`` (:meth:`WebSocketManager.attach_broker`) and connect."""
+
+    async def stop(self) -> None:
+        """Flush, leave the cluster and detach; the app calls it at cleanup."""

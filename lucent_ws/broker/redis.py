@@ -217,8 +217,9 @@ class RedisBroker:
         )
         await self._attempted.wait()
 
-    async def stop(self, timeout: float = 2.0) -> None:
+    async def stop(self) -> None:
         """Flush what is queued, deregister, disconnect and detach from the manager."""
+        timeout = self.connect_timeout
         task, self._task = self._task, None
         if task is None:
             return

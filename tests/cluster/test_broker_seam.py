@@ -49,6 +49,12 @@ class RecordingBroker:
     def cluster_stats(self) -> ClusterStats:
         return {"node": "node-a", "broker": "up", "undelivered": 0, "nodes": {}}
 
+    async def start(self, manager: WebSocketManager) -> None:
+        manager.attach_broker(self)
+
+    async def stop(self) -> None:
+        pass
+
 
 def test_the_recording_broker_is_a_broker() -> None:
     broker: Broker = RecordingBroker()
