@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.scenario import Scenario
-from bench.scenarios import admin, churn, fanout, heartbeat, idle, latency, sweep
+from bench.scenarios import admin, churn, cluster, fanout, heartbeat, idle, latency, sweep
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -15,5 +15,6 @@ SCENARIOS: dict[str, Scenario] = {
         admin.SCENARIO,
         heartbeat.SCENARIO,
         sweep.SCENARIO,
+        cluster.SCENARIO,
     )
 }
