@@ -30,7 +30,8 @@ class HubCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Build every metric from one read of the manager."""
-        stats = self.manager.get_stats()
+        # This node's own figures even in a cluster: Prometheus sums over its targets.
+        stats = self.manager.local_stats()
         counters = self.manager.counters
         yield GaugeMetricFamily(
             "lucent_ws_connections", "Open WebSocket connections.", value=stats["connections"]
@@ -77,6 +78,18 @@ class HubCollector(Collector):
         yield GaugeMetricFamily(
             "lucent_ws_uptime_seconds", "Seconds since the manager started.", stats["uptime"]
         )
+        broker = self.manager.broker
+        if broker is not None:
+            cluster = broker.cluster_stats()
+            yield GaugeMetricFamily(
+                "lucent_ws_broker_up", "1 while the scale-out broker is connected.",
+                value=1 if cluster["broker"] == "up" else 0,
+            )  # fmt: skip
+            yield CounterMetricFamily(
+                "lucent_ws_broker_undelivered",
+                "Messages not handed to other nodes (broker unavailable or backlogged).",
+                cluster["undelivered"],
+            )
 
 
 def make_registry(manager: WebSocketManager, *, top_rooms: int = 20) -> CollectorRegistry:

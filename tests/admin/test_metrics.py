@@ -56,7 +56,7 @@ async def test_metrics_need_the_token(hub: Hub) -> None:
 def test_room_labels_are_bounded_to_the_largest_rooms() -> None:
     manager = WebSocketManager(heartbeat=None)
     stats = {f"room{i}": i for i in range(1, 51)}
-    manager.get_stats = lambda: {**WebSocketManager.get_stats(manager), "rooms": stats}  # type: ignore[method-assign]
+    manager.local_stats = lambda: {**WebSocketManager.local_stats(manager), "rooms": stats}  # type: ignore[method-assign]
     got = samples(render(make_registry(manager, top_rooms=5)).decode())
     rooms = {
         dict(labels)["room"]: v

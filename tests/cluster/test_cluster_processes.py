@@ -37,6 +37,13 @@ class Node:
         ) as resp:
             return resp.status, await resp.json()
 
+    async def metrics(self) -> dict[str, float]:
+        async with self.session.get(f"{self.base}/admin/metrics", headers=AUTH) as resp:
+            assert resp.status == 200
+            text = await resp.text()
+        lines = (line.split() for line in text.splitlines() if line and not line.startswith("#"))
+        return {parts[0]: float(parts[1]) for parts in lines if len(parts) == 2}
+
     async def stats(self) -> Any:
         status, body = await self.admin("GET", "/stats")
         assert status == 200, body
@@ -152,6 +159,10 @@ async def test_three_nodes_admin_broadcast_and_agreeing_views(cluster: ClusterFa
         assert sorted(f["connections"] for f in stats["nodes"].values()) == [1, 2, 3]
         assert sum(f["self"] for f in stats["nodes"].values()) == 1
     assert views[0] == views[1] == views[2]
+    for i, node in enumerate(nodes):  # metrics are each node's own: Prometheus sums them
+        metrics = await node.metrics()
+        assert metrics["lucent_ws_connections"] == i + 1
+        assert metrics["lucent_ws_broker_up"] == 1
     assert views[0][0] == {"lobby": 6, "room-0": 1, "room-1": 2, "room-2": 3}
     assert views[0][1] == sorted(peer.id for peer in everyone)
     for peer in everyone:
