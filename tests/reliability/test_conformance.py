@@ -82,7 +82,7 @@ async def run_cases(
 
 async def test_autobahn_cases_pass_with_the_hub_settings(aiohttp_server: Any) -> None:
     results = await run_cases(aiohttp_server, Limits(), None, EXCLUDED + LARGE_MESSAGE_CASES)
-    assert len(results) > 200
+    assert len(results) == 258
     assert all(r.passed for r in results)
 
 
