@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import proc
 from bench.context import Context
 from bench.progress import say
+from bench.quiet import wait_quiet
 from bench.report import summary_markdown
 from bench.results import Result, machine, save
 from bench.scenarios import SCENARIOS
@@ -44,6 +45,7 @@ async def run_all(ctx: Context, names: list[str]) -> list[Result]:
     for name in names:
         scenario = SCENARIOS[name]
         say(f"== {name}: {scenario.summary.strip().splitlines()[0]}")
+        await wait_quiet()
         start = time.monotonic()
         try:
             result = await scenario.run(ctx)

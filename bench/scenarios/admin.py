@@ -11,6 +11,7 @@ from typing import Any
 from bench.context import Context
 from bench.proc import CpuWindow
 from bench.progress import Progress, say
+from bench.quiet import wait_quiet
 from bench.results import Result
 from bench.rig import ROOM, FanoutRig
 from bench.scenario import Scenario
@@ -52,10 +53,19 @@ def parse_wrk(output: str) -> dict[str, Any]:
 async def load(ctx: Context, server: ServerProcess, script: Path, seconds: float) -> dict[str, Any]:
     """Run wrk pinned to the client CPU against ``server``."""
     url = f"http://{HOST}:{server.port}/admin/broadcast"
-    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{CONNECTIONS}",
+        f"-d{round(seconds)}s",
+        "--latency",
+        "-s",
+        str(script),
+    ]
     argv.append(url)
     if shutil.which("taskset"):
         argv = ["taskset", "-c", str(ctx.client_cpu), *argv]
+    await wait_quiet(60.0, exclude_pid=server.pid)
     window = CpuWindow(server.pid)
     async with Progress(f"{server.spec.name}: wrk", lambda: "running"):
         with window:
@@ -84,7 +94,7 @@ async def run(ctx: Context) -> Result:
             if spec is LUCENT:
                 await rig.grow(SUBSCRIBERS)
             await load(ctx, server, script, 2)  # warm-up
-            result.figures[spec.name] = await load(ctx, server, script, ctx.seconds(10))
+            result.figures[spec.name] = await load(ctx, server, script, round(ctx.seconds(10)))
             rig.close()
     result.notes.append(
         f"lucent_ws delivers each request's payload to a room of {SUBSCRIBERS} subscribers; "

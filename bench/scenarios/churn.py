@@ -8,6 +8,7 @@ import time
 from bench.context import Context
 from bench.proc import CpuWindow
 from bench.progress import Progress
+from bench.quiet import wait_quiet
 from bench.results import Result
 from bench.scenario import Scenario
 from bench.servers import HOST, LUCENT, NAIVE, ServerProcess
@@ -36,6 +37,7 @@ async def churn(server: ServerProcess, seconds: float) -> dict[str, float]:
             except (OSError, RuntimeError, TimeoutError):
                 errors += 1
 
+    await wait_quiet(60.0, exclude_pid=server.pid)
     window = CpuWindow(server.pid)
     label = f"{server.spec.name}: churn"
     async with Progress(label, lambda: f"{cycles:,} cycles, {errors} errors"):
@@ -51,6 +53,7 @@ async def churn(server: ServerProcess, seconds: float) -> dict[str, float]:
         "server_us_per_cycle": window.server / max(cycles, 1) * 1e6,
         "client_us_per_cycle": window.client / max(cycles, 1) * 1e6,
         "server_cpu_share": window.server / elapsed,
+        "other_cpu_share": window.other / elapsed,
     }
 
 

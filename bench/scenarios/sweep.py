@@ -24,7 +24,7 @@ async def run(ctx: Context) -> Result:
         points: dict[str, Any] = {}
         async with ctx.server(spec) as server:
             result.commands[spec.name] = server.argv
-            rig = FanoutRig(server)
+            rig = FanoutRig(server, attempts=1)
             for size in SIZES:
                 await rig.grow(size)
                 thr = await rig.throughput(ctx.seconds(4), inflight=8, warmup=0.5)
