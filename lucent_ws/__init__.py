@@ -17,6 +17,7 @@ Quick use::
 
 from __future__ import annotations
 
+from .accesslog import SafeAccessLogger
 from .admin import create_admin_app
 from .app import create_app, drain, setup
 from .auth import CredentialReader, jwt_authenticator, token_authenticator
@@ -51,6 +52,7 @@ __all__ = [
     "LucentWSError",
     "OriginRejected",
     "ProtocolError",
+    "SafeAccessLogger",
     "ServiceUnavailable",
     "WebSocketHandler",
     "WebSocketManager",

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 from . import __version__
+from .accesslog import SafeAccessLogger
 from .admin.auth import generate_token
 from .app import create_app, drain, mount_admin
 from .config import HeartbeatConfig, Limits
@@ -33,21 +33,6 @@ __all__ = ["build_app", "main", "parse_args"]
 logger = logging.getLogger("lucent_ws")
 ENV_PREFIX = "LUCENT_WS_"
 T = TypeVar("T")
-
-
-class SafeAccessLogger(AbstractAccessLogger):
-    """Access log without query strings, which may carry credentials (``?token=``)."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        """Log one request as ``remote "METHOD /path" status seconds``."""
-        self.logger.info(
-            '%s "%s %s" %s %.3fs',
-            request.remote,
-            request.method,
-            request.path,
-            response.status,
-            time,
-        )
 
 
 def _env_name(flag: str) -> str:

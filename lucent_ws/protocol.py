@@ -18,6 +18,7 @@ from . import jsoncodec
 from .errors import ProtocolError
 
 __all__ = [
+    "MAX_PAYLOAD_DEPTH",
     "MAX_REF_LENGTH",
     "MAX_ROOM_LENGTH",
     "Broadcast",
@@ -42,6 +43,7 @@ __all__ = [
 Ref = int | str
 MAX_ROOM_LENGTH: Final = 128
 MAX_REF_LENGTH: Final = 64
+MAX_PAYLOAD_DEPTH: Final = 128
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -117,6 +119,22 @@ def room_field() -> fields.String:
     )
 
 
+def _not_too_deep(value: Any) -> None:
+    """Refuse payloads nested deeper than MAX_PAYLOAD_DEPTH arrays/objects."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise ValidationError(f"Nested deeper than {MAX_PAYLOAD_DEPTH} levels.")
+        stack.extend((child, depth + 1) for child in children)
+
+
 class _MessageSchema(Schema):
     """Base: unknown fields are ignored for forward compatibility."""
 
@@ -145,7 +163,7 @@ class BroadcastSchema(_MessageSchema):
 
     message_class = Broadcast
     room = room_field()
-    payload = fields.Raw(required=True, allow_none=True)
+    payload = fields.Raw(required=True, allow_none=True, validate=_not_too_deep)
 
 
 class PingSchema(_MessageSchema):

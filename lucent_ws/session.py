@@ -190,12 +190,7 @@ class Session:
         conn, room, ref = self.conn, message.room, message.ref
         if room not in conn.rooms:
             raise ProtocolError(ErrorCode.NOT_MEMBER, f"Not a member of room '{room}'", ref)
-        try:
-            data = protocol.encode_message(room, conn.id, message.payload)
-        except TypeError:
-            raise ProtocolError(
-                ErrorCode.INVALID_MESSAGE, "payload: Nested too deeply to relay.", ref
-            ) from None
+        data = protocol.encode_message(room, conn.id, message.payload)
         delivered = self.manager.broadcast_encoded(room, data, exclude=(conn.id,))
         if ref is not None:
             self._reply(protocol.encode_ack(ref, delivered))

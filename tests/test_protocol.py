@@ -115,3 +115,20 @@ def test_json_refuses_what_is_not_json() -> None:
         circular.append(circular)
         with pytest.raises(TypeError):
             encode(circular)
+
+
+def test_payload_depth_is_capped_deterministically() -> None:
+    def nested(depth: int) -> str:
+        return "[" * depth + "]" * depth
+
+    limit = protocol.MAX_PAYLOAD_DEPTH
+    ok = protocol.parse(f'{{"type":"broadcast","room":"r","payload":{nested(limit)}}}')
+    assert isinstance(ok, Broadcast)
+    jsoncodec.dumps(ok.payload)  # what passes the parser can always be relayed
+    with pytest.raises(ProtocolError) as info:
+        protocol.parse(f'{{"type":"broadcast","room":"r","payload":{nested(limit + 1)},"ref":1}}')
+    assert info.value.code == "invalid_message"
+    assert info.value.ref == 1
+    deep_object = '{"a":' * (limit + 1) + "1" + "}" * (limit + 1)
+    with pytest.raises(ProtocolError):
+        protocol.parse(f'{{"type":"broadcast","room":"r","payload":{deep_object}}}')
