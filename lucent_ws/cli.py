@@ -46,7 +46,8 @@ def _env_default(flag: str, convert: Callable[[str], T], default: T) -> T:
     try:
         return convert(raw)
     except ValueError:
-        raise SystemExit(f"error: {_env_name(flag)}={raw!r} is not valid for {flag}") from None
+        print(f"error: {_env_name(flag)}={raw!r} is not valid for {flag}", file=sys.stderr)
+        raise SystemExit(2) from None  # a usage error, like argparse's
 
 
 def _flag_on(raw: str) -> bool:
@@ -115,6 +116,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ns.allowed_origins = _split(os.environ.get(ENV_PREFIX + "ALLOWED_ORIGINS", ""))
     if ns.loop not in {"asyncio", "uvloop"}:
         parser.error("--loop must be asyncio or uvloop")
+    if not isinstance(logging.getLevelName(ns.log_level.upper()), int):
+        parser.error(f"--log-level {ns.log_level!r} is not a logging level (debug, info, ...)")
     return ns
 
 
