@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from lucent_ws import STATE_KEY, Limits, WebSocketManager, drain
+from lucent_ws.origin import OriginPolicy
 
 from .conftest import HubFactory, Peer, open_peer
 from .waiting import wait_until
@@ -125,6 +126,52 @@ async def test_allowlist_exact_match(make_hub: HubFactory, manager: WebSocketMan
 async def test_allowlist_star_allows_any(make_hub: HubFactory) -> None:
     client = await make_hub(allowed_origins=["*"])
     assert await handshake_status(client, origin="https://anything.example") == 101
+
+
+async def test_opaque_null_origin_is_403(make_hub: HubFactory, manager: WebSocketManager) -> None:
+    # Sandboxed iframes and file:// pages send "Origin: null".
+    client = await make_hub()
+    assert await refused(client, manager, origin="null") == 403
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://example.com", "example.com", True),
+        ("http://example.com:80", "example.com", True),
+        ("https://example.com", "example.com", True),  # TLS proxy in front: Host has no port
+        ("https://example.com", "example.com:443", True),
+        ("https://example.com", "example.com:80", False),
+        ("HTTP://Example.COM", "example.com", True),
+        ("http://[::1]:8080", "[::1]:8080", True),
+        ("http://[::1]:8080", "[::2]:8080", False),
+        ("http://localhost:8080", "127.0.0.1:8080", False),
+        ("http://example.com.evil.example", "example.com", False),
+        ("ftp://example.com", "example.com", False),
+        ("not a url", "example.com", False),
+        ("http://example.com", None, False),
+    ],
+)
+def test_origin_policy_without_allowlist(origin: str, host: str | None, allowed: bool) -> None:
+    assert OriginPolicy().allows(origin, host) is allowed
+
+
+def test_origin_policy_allowlist_normalises_case_and_trailing_slash() -> None:
+    policy = OriginPolicy(["https://App.example.com/", " http://localhost:3000 "])
+    assert policy.allows("https://app.example.com", "anything")
+    assert policy.allows("http://localhost:3000", "anything")
+    assert not policy.allows("http://127.0.0.1:3000", "127.0.0.1:3000")
+    assert OriginPolicy(["*"]).allows("null", None)
+    assert OriginPolicy().allows(None, None)
+
+
+async def test_plain_http_get_is_400_and_not_registered(
+    make_hub: HubFactory, manager: WebSocketManager
+) -> None:
+    client = await make_hub()
+    resp = await client.get("/ws")
+    assert resp.status == 400
+    assert len(manager) == 0
 
 
 # --- authentication ----------------------------------------------------------------
