@@ -257,6 +257,17 @@ async def test_hook_raising_authentication_failed_is_401(
     assert await refused(client, manager) == 401
 
 
+async def test_failing_authenticate_hook_fails_closed(
+    make_hub: HubFactory, manager: WebSocketManager
+) -> None:
+    def broken(request: web.Request) -> None:
+        raise RuntimeError("identity service down")
+
+    client = await make_hub(authenticate=broken)
+    # Not an anonymous pass: the handshake fails with a server error.
+    assert await refused(client, manager) == 500
+
+
 # --- capacity ----------------------------------------------------------------------
 
 
