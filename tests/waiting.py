@@ -12,5 +12,5 @@ async def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> N
     For state owned by code that offers no event to await (manager counts, ...).
     """
     async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110
+        while not condition():
             await asyncio.sleep(0.01)
