@@ -60,6 +60,13 @@ class WebSocketHandler:
         except HandshakeError as exc:
             self.manager.refuse_handshake(exc.reason)
             return _refusal(exc)
+        except Exception:
+            # A bug in the authenticate hook fails closed, with the traceback in the log.
+            logger.exception("authenticate hook failed; handshake refused")
+            self.manager.refuse_handshake("auth_error")
+            return web.json_response(
+                {"error": "internal_error", "message": "Authentication failed"}, status=500
+            )
         ws = websocket_response(self.limits, self.manager.close_timeout)
         await ws.prepare(request)
         transport = request.transport
@@ -135,6 +142,19 @@ class WebSocketHandler:
         if identity is None and self.require_auth:
             raise AuthenticationFailed("Authentication required")
         return identity
+
+
+class _HideOfferedProtocols(logging.Filter):
+    """Redact the subprotocols aiohttp logs when none matches: they may carry a token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if "overlap server-known" in str(record.msg) and isinstance(args, tuple) and len(args) == 3:
+            record.args = (args[0], "[redacted]", args[2])
+        return True
+
+
+logging.getLogger("aiohttp.websocket").addFilter(_HideOfferedProtocols())
 
 
 def websocket_response(limits: Limits, close_timeout: float) -> web.WebSocketResponse:
