@@ -20,6 +20,7 @@ WORKERS = 32
 async def churn(server: ServerProcess, seconds: float) -> dict[str, float]:
     """Run cycles from ``WORKERS`` clients for ``seconds``; return the rates."""
     cycles = errors = unclean = 0
+    await wait_quiet(30.0, exclude_pid=server.pid)
     deadline = time.monotonic() + seconds
 
     async def worker(n: int) -> None:
@@ -37,7 +38,6 @@ async def churn(server: ServerProcess, seconds: float) -> dict[str, float]:
             except (OSError, RuntimeError, TimeoutError):
                 errors += 1
 
-    await wait_quiet(60.0, exclude_pid=server.pid)
     window = CpuWindow(server.pid)
     label = f"{server.spec.name}: churn"
     async with Progress(label, lambda: f"{cycles:,} cycles, {errors} errors"):
