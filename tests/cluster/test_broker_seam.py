@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lucent_ws import WebSocketManager, jsoncodec
+from aiohttp.test_utils import TestClient, TestServer
+
+from lucent_ws import WebSocketManager, create_app, jsoncodec
 from lucent_ws.broker import Broker, ClusterStats, ClusterView, Record
 
 from ..fakes import FakeTransport, fake_connect
@@ -50,10 +52,13 @@ class RecordingBroker:
         return {"node": "node-a", "broker": "up", "undelivered": 0, "nodes": {}}
 
     async def start(self, manager: WebSocketManager) -> None:
+        self.calls.append(("start",))
         manager.attach_broker(self)
+        self.manager = manager
 
     async def stop(self) -> None:
-        pass
+        self.calls.append(("stop",))
+        self.manager.attach_broker(None)
 
 
 def test_the_recording_broker_is_a_broker() -> None:
@@ -197,3 +202,15 @@ def test_reads_merge_the_cluster_view(manager: WebSocketManager) -> None:
     assert stats["rooms"] == {"posts": 3, "local-only": 1, "news": 1}
     assert stats["node"] == "node-a"
     assert manager.local_stats()["connections"] == 1
+
+
+async def test_the_app_starts_and_stops_its_broker(manager: WebSocketManager) -> None:
+    broker = RecordingBroker()
+    app = create_app(manager=manager, heartbeat=False, admin=False, broker=broker)
+    async with TestClient(TestServer(app)) as client:
+        assert manager.broker is broker
+        async with client.ws_connect("/ws") as ws:
+            hello = await ws.receive_json()
+            assert broker.changed == [hello["id"]]
+    assert broker.calls == [("start",), ("stop",)]
+    assert manager.broker is None
