@@ -59,17 +59,17 @@ class Node:
         return peer
 
 
-ClusterFactory = Callable[[int], Awaitable[list[Node]]]
+ClusterFactory = Callable[..., Awaitable[list[Node]]]
 
 
 @pytest.fixture
 async def cluster(
-    redis_server: RedisServer, tmp_path: Path, prefix: str
+    shared_redis_url: str, tmp_path: Path, prefix: str
 ) -> AsyncIterator[ClusterFactory]:
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
 
-        async def start(count: int) -> list[Node]:
+        async def start(count: int, redis_url: str = shared_redis_url) -> list[Node]:
             hubs = [
                 stack.enter_async_context(
                     hub_process(
@@ -79,7 +79,7 @@ async def cluster(
                         "--no-heartbeat",
                         "--rate-limit", "0",
                         tmp_path=tmp_path,
-                        env={"LUCENT_WS_REDIS_URL": redis_server.url},
+                        env={"LUCENT_WS_REDIS_URL": redis_url},
                     )
                 )
                 for _ in range(count)
@@ -199,7 +199,7 @@ async def test_a_killed_node_drops_out_within_its_lease(cluster: ClusterFactory)
 async def test_redis_restart_mid_stream_then_recovery(
     cluster: ClusterFactory, redis_server: RedisServer
 ) -> None:
-    a, b = await cluster(2)
+    a, b = await cluster(2, redis_server.url)
     sender = await a.peer("feed")
     receiver = await b.peer("feed")
     await eventually(lambda: connections_everywhere([a, b], 2), what="membership replicated")
