@@ -42,6 +42,10 @@ __all__ = [
 logger = logging.getLogger("lucent_ws.manager")
 
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
+FLUSH_SLICE: Final = 512
+"""Connections written per loop tick; more wait for the next tick."""
+HEARTBEAT_SLICE: Final = 512
+"""Connections pinged per loop tick during a heartbeat pass."""
 _HEARTBEAT_FRAME: Final = text_frame(protocol.PING) + PING_FRAME
 
 
@@ -471,41 +475,60 @@ class WebSocketManager:
         except RuntimeError:
             self.flush()  # called outside the loop (scripts, unit tests): write now
             return
-        self._flush_handle = loop.call_soon(self.flush)
+        self._flush_handle = loop.call_soon(self._flush_tick)
 
     def flush(self) -> None:
-        """Write every connection's pending frames, one write per connection.
+        """Write every connection's pending frames now, one write per connection."""
+        dirty = self._dirty
+        self._dirty = []
+        self._write_pending(dirty)
 
-        Runs once per loop tick by itself; calling it directly is harmless.
-        """
+    def _flush_tick(self) -> None:
+        # Runs once per loop tick. A slice is bounded so that a broadcast to thousands
+        # of connections cannot hold the loop for long; the rest goes out next tick.
         self._flush_handle = None
         dirty = self._dirty
-        if not dirty:
-            return
-        self._dirty = []
+        if len(dirty) > FLUSH_SLICE:
+            self._dirty = dirty[FLUSH_SLICE:]
+            dirty = dirty[:FLUSH_SLICE]
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_tick)
+        else:
+            self._dirty = []
+        self._write_pending(dirty)
+
+    def _write_pending(self, dirty: list[Connection]) -> None:
         for conn in dirty:
             pending = conn._pending
             conn._pending = None
             conn._pending_size = 0
             if pending is None or conn.closed:
                 continue
-            self._write(conn, pending[0] if len(pending) == 1 else b"".join(pending))
+            transport = conn._transport
+            if transport.is_closing():
+                continue  # the peer is gone; its handler is about to remove it
+            try:
+                transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            except (ConnectionError, RuntimeError):
+                continue
+            if transport.get_write_buffer_size() > conn._max_buffer:
+                self._evict_slow(conn)
+
+    def _evict_slow(self, conn: Connection) -> None:
+        self.evict(
+            conn.id, CloseCode.TRY_AGAIN_LATER, EvictionReason.SLOW_CONSUMER, "Outbound buffer full"
+        )
 
     def _write(self, conn: Connection, data: bytes) -> None:
+        """Write ``data`` to ``conn`` at once (outside the per-tick flush)."""
         transport = conn._transport
         if transport.is_closing():
-            return  # the peer is gone; its handler is about to remove it
+            return
         try:
             transport.write(data)
         except (ConnectionError, RuntimeError):
             return
         if transport.get_write_buffer_size() > conn._max_buffer:
-            self.evict(
-                conn.id,
-                CloseCode.TRY_AGAIN_LATER,
-                EvictionReason.SLOW_CONSUMER,
-                "Outbound buffer full",
-            )
+            self._evict_slow(conn)
 
     # --- metadata ------------------------------------------------------------------
 
@@ -681,11 +704,16 @@ class WebSocketManager:
         # stayed silent since the ping, wait out the rest of the interval.
         await asyncio.sleep(config.interval)
         while True:
-            pinged_at = self._clock()
-            if self._connections:
-                self._fanout(self._connections.values(), _HEARTBEAT_FRAME, _NO_EXCLUDE)
+            pass_started = self._clock()
+            # Ping in slices, one per loop tick, so that traffic keeps flowing during a
+            # pass over many connections. The timeout runs from the end of the pass.
+            everyone = list(self._connections.values())
+            for start in range(0, len(everyone), HEARTBEAT_SLICE):
+                live = [c for c in everyone[start : start + HEARTBEAT_SLICE] if not c.closed]
+                self._fanout(live, _HEARTBEAT_FRAME, _NO_EXCLUDE)
+                await asyncio.sleep(0)
             await asyncio.sleep(config.timeout)
-            silent = [c.id for c in self._connections.values() if c.last_seen < pinged_at]
+            silent = [c.id for c in self._connections.values() if c.last_seen < pass_started]
             for conn_id in silent:
                 self.evict(
                     conn_id,

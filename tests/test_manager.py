@@ -302,3 +302,40 @@ async def test_heartbeat_evicts_silent_keeps_answering() -> None:
     assert manager.get_connection(alive.id) is alive
     assert manager.get_stats()["evictions"]["heartbeat"] == 1
     manager.stop_heartbeat()
+
+
+async def test_a_large_fanout_is_written_in_slices_across_ticks(
+    manager: WebSocketManager,
+) -> None:
+    from lucent_ws.manager import FLUSH_SLICE
+
+    conns = [fake_connect(manager) for _ in range(FLUSH_SLICE * 2 + 10)]
+    for conn, _ in conns:
+        manager.join_room(conn.id, "big")
+    manager.flush()
+    for i in range(3):
+        manager.broadcast_to_room("big", {"i": i})
+    await asyncio.sleep(0)
+    written = [t for _, t in conns if payloads(t)]
+    assert len(written) == FLUSH_SLICE  # the loop got control back after one slice
+    for i in range(3, 5):
+        manager.broadcast_to_room("big", {"i": i})
+    for _ in range(4):
+        await asyncio.sleep(0)
+    # every connection got every message once, in order, whatever slice it fell in
+    assert all([m["i"] for m in payloads(t)] == list(range(5)) for _, t in conns)
+
+
+async def test_heartbeat_pass_pings_everyone_in_slices() -> None:
+    from lucent_ws.manager import HEARTBEAT_SLICE
+
+    manager = WebSocketManager(heartbeat=None, close_timeout=0.1)
+    transports = [fake_connect(manager)[1] for _ in range(HEARTBEAT_SLICE * 2 + 1)]
+    manager.start_heartbeat(interval=0.2, timeout=0.2)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2
+    while not all({"type": "ping"} in t.messages() for t in transports):
+        assert loop.time() < deadline
+        await asyncio.sleep(0.01)
+    manager.stop_heartbeat()
+    assert all(t.messages().count({"type": "ping"}) == 1 for t in transports)
