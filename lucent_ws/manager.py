@@ -141,7 +141,10 @@ class Connection:
         self._transport = transport
         self._close = close
         self._max_buffer = max_buffer
-        self._pending: list[bytes] | None = None
+        # One frame as bytes, several as a list: most ticks queue a single frame per
+        # connection, and bytes are not tracked by the garbage collector (a list per
+        # recipient per broadcast made full collections frequent and long).
+        self._pending: bytes | list[bytes] | None = None
         self._pending_size = 0
 
     def __repr__(self) -> str:
@@ -435,7 +438,7 @@ class WebSocketManager:
         return self._fanout(self._connections.values(), text_frame(data), _as_set(exclude))
 
     def _fanout(self, targets: Iterable[Connection], frame: bytes, exclude: frozenset[str]) -> int:
-        # The hot loop: no calls, no awaits, one list append per recipient.
+        # The hot loop: no calls, no awaits, no allocation for a connection's first frame.
         size = len(frame)
         dirty = self._dirty
         count = 0
@@ -444,10 +447,12 @@ class WebSocketManager:
                 continue
             pending = conn._pending
             if pending is None:
-                conn._pending = [frame]
+                conn._pending = frame
                 dirty.append(conn)
-            else:
+            elif isinstance(pending, list):
                 pending.append(frame)
+            else:
+                conn._pending = [pending, frame]
             conn._pending_size += size
             count += 1
         if count:
@@ -460,11 +465,13 @@ class WebSocketManager:
     def _queue(self, conn: Connection, frame: bytes) -> None:
         pending = conn._pending
         if pending is None:
-            conn._pending = [frame]
+            conn._pending = frame
             self._dirty.append(conn)
             self._schedule_flush()
-        else:
+        elif isinstance(pending, list):
             pending.append(frame)
+        else:
+            conn._pending = [pending, frame]
         conn._pending_size += len(frame)
 
     def _schedule_flush(self) -> None:
@@ -507,7 +514,7 @@ class WebSocketManager:
             if transport.is_closing():
                 continue  # the peer is gone; its handler is about to remove it
             try:
-                transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+                transport.write(pending if isinstance(pending, bytes) else b"".join(pending))
             except (ConnectionError, RuntimeError):
                 continue
             if transport.get_write_buffer_size() > conn._max_buffer:
@@ -593,7 +600,7 @@ class WebSocketManager:
         pending = conn._pending
         self.remove(conn_id)
         if pending is not None and not discard:
-            self._write(conn, b"".join(pending))
+            self._write(conn, pending if isinstance(pending, bytes) else b"".join(pending))
         self.counters.evictions[reason] = self.counters.evictions.get(reason, 0) + 1
         logger.info("evicting connection %s (%s, close code %d)", conn_id, reason, code)
         self._spawn_close(conn, code, message)
