@@ -67,18 +67,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Run the lucent_ws realtime hub. Each flag also reads LUCENT_WS_<FLAG>.",
     )
 
-    def add(flag: str, convert: Callable[[str], Any], default: Any, help_text: str) -> None:
+    def add(
+        flag: str,
+        convert: Callable[[str], Any],
+        default: Any,
+        help_text: str,
+        *,
+        secret: bool = False,
+    ) -> None:
+        # A secret's value may come from the environment: --help must not print it.
+        shown = "" if secret else "; default: %(default)s"
         parser.add_argument(
             flag,
             type=convert,
             default=_env_default(flag, convert, default),
-            help=f"{help_text} (env {_env_name(flag)}; default: %(default)s)",
+            help=f"{help_text} (env {_env_name(flag)}{shown})",
         )
 
     add("--host", str, "127.0.0.1", "interface to listen on")
     add("--port", int, 8080, "port to listen on")
     add("--path", str, "/ws", "WebSocket endpoint path")
-    add("--admin-token", str, None, "admin API token; generated and printed when unset")
+    add(
+        "--admin-token",
+        str,
+        None,
+        "admin API token; generated and printed when unset",
+        secret=True,
+    )
     add("--admin-host", str, "127.0.0.1", "interface of the separate admin listener")
     add("--admin-port", int, None, "serve the admin API and dashboard on this port only")
     add("--heartbeat-interval", float, heartbeat.interval, "seconds between heartbeat pings")
@@ -104,7 +119,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--rate-burst", int, limits.rate_burst, "inbound burst per connection")
     add("--max-outbound-buffer", int, limits.max_outbound_buffer, "outbound bytes per peer")
     add("--max-connections", int, limits.max_connections, "connections at once")
-    add("--redis-url", str, None, "share rooms with other nodes through this Redis")
+    add(
+        "--redis-url",
+        str,
+        None,
+        "share rooms with other nodes through this Redis",
+        secret=True,
+    )
     add("--redis-prefix", str, "lucent_ws", "Redis key prefix, so apps can share one Redis")
     add("--lease", float, 15.0, "seconds a dead node stays in the cluster's membership")
     add("--close-timeout", float, 2.0, "seconds a close may take before the socket is aborted")

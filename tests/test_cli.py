@@ -290,3 +290,16 @@ async def test_access_log_omits_query_strings(tmp_path: Path) -> None:
         log = hub.stderr()
     assert '"GET /nowhere"' in log
     assert secret not in log
+
+
+def test_help_never_prints_secrets_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LUCENT_WS_ADMIN_TOKEN", "tok-from-env-s3cret")
+    monkeypatch.setenv("LUCENT_WS_REDIS_URL", "redis://:pw-s3cret@127.0.0.1:6379/0")
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "LUCENT_WS_ADMIN_TOKEN" in out
+    assert "LUCENT_WS_REDIS_URL" in out
+    assert "s3cret" not in out
