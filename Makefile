@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check lucent_ws admin_templates tests bench run.py
+	$(BIN)/ruff format --check lucent_ws admin_templates tests bench run.py
 	$(BIN)/mypy
 
 bench: $(STAMP)

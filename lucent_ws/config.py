@@ -28,7 +28,7 @@ class HeartbeatConfig:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-connection and per-server limits (SPEC section 5). 0 disables a rate limit."""
+    """Per-connection and per-server limits. A rate limit of 0 turns rate limiting off."""
 
     max_message_size: int = 64 * 1024
     """Largest inbound message in bytes, inclusive; larger ones close with 1009."""

@@ -12,15 +12,16 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from aiohttp import WSMsgType, web
 
 from .auth import BEARER_SUBPROTOCOL, EXPIRES_AT, Authenticator, Identity
 from .config import HeartbeatConfig, Limits
 from .errors import AuthenticationFailed, HandshakeError, OriginRejected, ServiceUnavailable
-from .manager import CloseCode, WebSocketManager
+from .manager import CloseCode, EvictionReason, WebSocketManager
 from .origin import OriginPolicy
 from .session import JoinHook, Session
 
@@ -33,9 +34,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(slots=True)
 class HubState:
-    """Mutable state shared by an endpoint and its app: draining at shutdown."""
+    """Mutable state shared by an endpoint and its app."""
 
     draining: bool = False
+    """True once shutdown began: new handshakes get 503."""
+    handshakes: int = 0
+    """Handshakes in progress, counted against the connection limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,22 +59,30 @@ class WebSocketHandler:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Check the handshake, upgrade, then serve the connection until it closes."""
+        state = self.state
+        state.handshakes += 1  # counted against the connection limit until registered
         try:
-            identity = await self._check_handshake(request)
-        except HandshakeError as exc:
-            self.manager.refuse_handshake(exc.reason)
-            return _refusal(exc)
-        except Exception:
-            # A bug in the authenticate hook fails closed, with the traceback in the log.
-            logger.exception("authenticate hook failed; handshake refused")
-            self.manager.refuse_handshake("auth_error")
-            return web.json_response(
-                {"error": "internal_error", "message": "Authentication failed"}, status=500
-            )
-        ws = websocket_response(self.limits, self.manager.close_timeout)
-        await ws.prepare(request)
+            try:
+                identity = await self._check_handshake(request)
+            except HandshakeError as exc:
+                self.manager.refuse_handshake(exc.reason)
+                return _refusal(exc)
+            except Exception:
+                # A bug in the authenticate hook fails closed, with the traceback logged.
+                logger.exception("authenticate hook failed; handshake refused")
+                self.manager.refuse_handshake("auth_error")
+                return web.json_response(
+                    {"error": "internal_error", "message": "Authentication failed"}, status=500
+                )
+            ws = websocket_response(self.limits, self.manager.close_timeout)
+            await ws.prepare(request)
+        finally:
+            state.handshakes -= 1
         transport = request.transport
         if transport is None:  # the client vanished during the upgrade
+            return ws
+        if state.draining:  # shutdown began while this handshake was in flight
+            await ws.close(code=CloseCode.GOING_AWAY, message=b"Server shutting down")
             return ws
 
         async def close(code: int, message: str) -> None:
@@ -89,7 +101,9 @@ class WebSocketHandler:
             await self._read_loop(ws, session)
         except Exception:
             logger.exception("connection %s failed", conn.id)
-            self.manager.evict(conn.id, CloseCode.INTERNAL_ERROR, "error", "Internal error")
+            self.manager.evict(
+                conn.id, CloseCode.INTERNAL_ERROR, EvictionReason.INTERNAL_ERROR, "Internal error"
+            )
         finally:
             if expiry is not None:
                 expiry.cancel()
@@ -101,14 +115,14 @@ class WebSocketHandler:
     ) -> asyncio.TimerHandle | None:
         """Close with 1008 when the credentials expire (identity key ``expiresAt``)."""
         expires_at = identity.get(EXPIRES_AT) if identity else None
-        if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
+        if not _is_time(expires_at):
             return None
         return asyncio.get_running_loop().call_later(
             max(0.0, expires_at - time.time()),
             self.manager.evict,
             conn_id,
             CloseCode.POLICY_VIOLATION,
-            "expired",
+            EvictionReason.EXPIRED,
             "Credentials expired",
         )
 
@@ -122,7 +136,10 @@ class WebSocketHandler:
                 session.on_binary()
             elif kind is WSMsgType.PING:
                 session.on_pong_frame()
-                await ws.pong(msg.data)
+                try:
+                    await ws.pong(msg.data)
+                except ConnectionResetError:
+                    return  # the client is gone: normal, not an error
             elif kind is WSMsgType.PONG:
                 session.on_pong_frame()
             else:  # CLOSE, CLOSING, CLOSED, ERROR
@@ -131,7 +148,8 @@ class WebSocketHandler:
     async def _check_handshake(self, request: web.Request) -> Identity | None:
         if self.state.draining:
             raise ServiceUnavailable("Server is shutting down")
-        if len(self.manager) >= self.limits.max_connections:
+        # This handshake is one of state.handshakes, hence the strict comparison.
+        if len(self.manager) + self.state.handshakes > self.limits.max_connections:
             raise ServiceUnavailable("Connection limit reached")
         if not self.origins.allows(request.headers.get("Origin"), request.host):
             raise OriginRejected("Origin not allowed")
@@ -139,9 +157,20 @@ class WebSocketHandler:
         if self.authenticate is not None:
             result = self.authenticate(request)
             identity = await result if inspect.isawaitable(result) else result
-        if identity is None and self.require_auth:
-            raise AuthenticationFailed("Authentication required")
+        if identity is None:
+            if self.require_auth:
+                raise AuthenticationFailed("Authentication required")
+            return None
+        if not isinstance(identity, Mapping):
+            raise TypeError(f"authenticate returned {type(identity).__name__}, not a mapping")
+        expires_at = identity.get(EXPIRES_AT)
+        if _is_time(expires_at) and expires_at <= time.time():
+            raise AuthenticationFailed("Credentials expired")
         return identity
+
+
+def _is_time(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class _HideOfferedProtocols(logging.Filter):

@@ -45,7 +45,10 @@ def std_dumps(value: Any) -> bytes:
             raise TypeError("value is nested too deeply") from None
     except RecursionError:
         raise TypeError("value is nested too deeply") from None
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TypeError("string contains a lone surrogate, which UTF-8 cannot carry") from None
 
 
 def std_loads(data: str | bytes) -> Any:

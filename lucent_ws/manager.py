@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NotRequired, Protocol, TypedDict
 
@@ -44,8 +45,8 @@ logger = logging.getLogger("lucent_ws.manager")
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
 FLUSH_SLICE: Final = 512
 """Connections written per loop tick; more wait for the next tick."""
-HEARTBEAT_SLICE: Final = 512
-"""Connections pinged per loop tick during a heartbeat pass."""
+HEARTBEAT_TICK: Final = 0.1
+"""Seconds between heartbeat slices (at most; a tenth of the interval when shorter)."""
 _HEARTBEAT_FRAME: Final = text_frame(protocol.PING) + PING_FRAME
 
 
@@ -72,8 +73,10 @@ class EvictionReason:
     KICK: Final = "kick"
     RATE_LIMIT: Final = "rate_limit"
     ABUSE: Final = "abuse"
+    EXPIRED: Final = "expired"
+    INTERNAL_ERROR: Final = "internal_error"
 
-    ALL: Final = (HEARTBEAT, SLOW_CONSUMER, KICK, RATE_LIMIT, ABUSE)
+    ALL: Final = (HEARTBEAT, SLOW_CONSUMER, KICK, RATE_LIMIT, ABUSE, EXPIRED, INTERNAL_ERROR)
 
 
 class Transport(Protocol):
@@ -441,20 +444,30 @@ class WebSocketManager:
         # The hot loop: no calls, no awaits, no allocation for a connection's first frame.
         size = len(frame)
         dirty = self._dirty
+        overflowing: list[Connection] | None = None
         count = 0
         for conn in targets:
             if exclude and conn.id in exclude:
                 continue
             pending = conn._pending
+            count += 1
             if pending is None:
                 conn._pending = frame
+                conn._pending_size = size
                 dirty.append(conn)
-            elif isinstance(pending, list):
+                continue
+            if isinstance(pending, list):
                 pending.append(frame)
             else:
                 conn._pending = [pending, frame]
             conn._pending_size += size
-            count += 1
+            if conn._pending_size > conn._max_buffer:
+                # A burst queued in one tick: more than the peer may have outstanding.
+                overflowing = overflowing or []
+                overflowing.append(conn)
+        if overflowing:
+            for conn in overflowing:
+                self._evict_slow(conn)
         if count:
             self._schedule_flush()
             counters = self.counters
@@ -466,13 +479,17 @@ class WebSocketManager:
         pending = conn._pending
         if pending is None:
             conn._pending = frame
+            conn._pending_size = len(frame)
             self._dirty.append(conn)
             self._schedule_flush()
-        elif isinstance(pending, list):
+            return
+        if isinstance(pending, list):
             pending.append(frame)
         else:
             conn._pending = [pending, frame]
         conn._pending_size += len(frame)
+        if conn._pending_size > conn._max_buffer:
+            self._evict_slow(conn)
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is not None:
@@ -606,16 +623,15 @@ class WebSocketManager:
         self._spawn_close(conn, code, message)
         return True
 
-    def _spawn_close(self, conn: Connection, code: int, message: str) -> asyncio.Task[None] | None:
+    def _spawn_close(self, conn: Connection, code: int, message: str) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             conn._transport.abort()
-            return None
+            return
         task = loop.create_task(self._close_connection(conn, code, message))
         self._close_tasks.add(task)
         task.add_done_callback(self._close_tasks.discard)
-        return task
 
     async def _close_connection(self, conn: Connection, code: int, message: str) -> None:
         try:
@@ -639,15 +655,11 @@ class WebSocketManager:
         aborted, and the call returns when every socket is closed or aborted.
         """
         self.flush()
-        tasks = []
         for conn in list(self._connections.values()):
             self.remove(conn.id)
-            task = self._spawn_close(conn, code, message)
-            if task is not None:
-                tasks.append(task)
-        tasks.extend(self._close_tasks)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self._spawn_close(conn, code, message)
+        if self._close_tasks:  # these closes, and evictions still closing
+            await asyncio.gather(*self._close_tasks, return_exceptions=True)
 
     # --- heartbeat -----------------------------------------------------------------
 
@@ -707,28 +719,42 @@ class WebSocketManager:
         return True
 
     async def _heartbeat(self, config: HeartbeatConfig) -> None:
-        # One timer for every connection: ping all, wait `timeout`, evict whoever
-        # stayed silent since the ping, wait out the rest of the interval.
-        await asyncio.sleep(config.interval)
+        # One timer sweeps every connection once per interval. The sweep is spread
+        # evenly over the interval, a slice per tick, so that 10,000 pings (and their
+        # pongs) never arrive at once; each slice is checked `timeout` after its ping,
+        # which evicts a silent connection within [timeout, timeout + tick].
+        loop = asyncio.get_running_loop()
+        tick = min(HEARTBEAT_TICK, config.interval / 10)
+        ticks_per_round = max(1, round(config.interval / tick))
+        awaiting: deque[tuple[float, list[Connection]]] = deque()
+        sweep: list[Connection] = []
+        per_tick = 0
+        position = ticks_per_round  # start a round at the first tick
+        next_tick = loop.time() + tick
         while True:
-            pass_started = self._clock()
-            # Ping in slices, one per loop tick, so that traffic keeps flowing during a
-            # pass over many connections. The timeout runs from the end of the pass.
-            everyone = list(self._connections.values())
-            for start in range(0, len(everyone), HEARTBEAT_SLICE):
-                live = [c for c in everyone[start : start + HEARTBEAT_SLICE] if not c.closed]
-                self._fanout(live, _HEARTBEAT_FRAME, _NO_EXCLUDE)
-                await asyncio.sleep(0)
-            await asyncio.sleep(config.timeout)
-            silent = [c.id for c in self._connections.values() if c.last_seen < pass_started]
-            for conn_id in silent:
-                self.evict(
-                    conn_id,
-                    CloseCode.HEARTBEAT_TIMEOUT,
-                    EvictionReason.HEARTBEAT,
-                    "Heartbeat timeout",
-                )
-            await asyncio.sleep(config.interval - config.timeout)
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            next_tick = max(next_tick + tick, loop.time())
+            now = self._clock()
+            while awaiting and awaiting[0][0] + config.timeout <= now:
+                pinged_at, pinged = awaiting.popleft()
+                for conn in pinged:
+                    if not conn.closed and conn.last_seen < pinged_at:
+                        self.evict(
+                            conn.id,
+                            CloseCode.HEARTBEAT_TIMEOUT,
+                            EvictionReason.HEARTBEAT,
+                            "Heartbeat timeout",
+                        )
+            if position >= ticks_per_round:
+                sweep = list(self._connections.values())
+                per_tick = -(-len(sweep) // ticks_per_round)  # ceiling division
+                position = 0
+            first = position * per_tick
+            position += 1
+            due = [conn for conn in sweep[first : first + per_tick] if not conn.closed]
+            if due:
+                self._fanout(due, _HEARTBEAT_FRAME, _NO_EXCLUDE)
+                awaiting.append((now, due))
 
     # --- stats ---------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ __all__ = [
     "encode_message",
     "encode_pong",
     "parse",
-    "validate_room",
+    "peek_ref",
 ]
 
 Ref = int | str
@@ -187,15 +187,6 @@ _SCHEMAS: Final[dict[str, _MessageSchema]] = {
 }
 
 
-def validate_room(room: object) -> str:
-    """Return ``room`` if it is a valid room name, else raise ProtocolError."""
-    errors = _SCHEMAS["join"].validate({"room": room})
-    if errors:
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE, _describe(errors))
-    assert isinstance(room, str)
-    return room
-
-
 def _describe(errors: Any) -> str:
     if isinstance(errors, dict):
         return "; ".join(f"{name}: {_describe(detail)}" for name, detail in errors.items())
@@ -214,6 +205,16 @@ def _valid_ref(value: object) -> bool:
     if isinstance(value, int):
         return True
     return isinstance(value, str) and len(value) <= MAX_REF_LENGTH
+
+
+def peek_ref(text: str | bytes) -> Ref | None:
+    """The message's valid ``ref``, or None; never raises (for replies without parsing)."""
+    try:
+        data = jsoncodec.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    ref = data.get("ref") if isinstance(data, dict) else None
+    return ref if ref is not None and _valid_ref(ref) else None
 
 
 def parse(text: str | bytes) -> ClientMessage:

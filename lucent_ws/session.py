@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -56,7 +55,7 @@ class TokenBucket:
 class Session:
     """The protocol state of one connection: rate limit, error budget, dispatch."""
 
-    __slots__ = ("_bucket", "_clock", "_errors", "_on_join_room", "conn", "limits", "manager")
+    __slots__ = ("_bucket", "_errors", "_on_join_room", "conn", "limits", "manager")
 
     def __init__(
         self,
@@ -65,15 +64,13 @@ class Session:
         limits: Limits,
         *,
         on_join_room: JoinHook | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.manager = manager
         self.conn = conn
         self.limits = limits
         self._on_join_room = on_join_room
-        self._clock = clock
         self._bucket = (
-            TokenBucket(limits.rate_limit, limits.rate_burst, clock())
+            TokenBucket(limits.rate_limit, limits.rate_burst, manager.now())
             if limits.rate_limit > 0
             else None
         )
@@ -90,7 +87,7 @@ class Session:
     def _error(self, code: str, message: str, ref: Ref | None = None) -> None:
         """Send one error reply and charge it to the error budget."""
         self._reply(protocol.encode_error(code, message, ref))
-        now = self._clock()
+        now = self.manager.now()
         errors = self._errors
         if errors is None:
             errors = self._errors = deque(maxlen=self.limits.error_budget + 1)
@@ -110,28 +107,30 @@ class Session:
             )
 
     def _admit(self) -> bool:
-        """Record an inbound frame; False if it is over the rate limit (already answered)."""
+        """Record an inbound frame (liveness too); False if it is over the rate limit."""
         self.manager.counters.messages_in += 1
-        now = self._clock()
-        self.conn.last_seen = now
+        self.manager.touch(self.conn)
         bucket = self._bucket
-        if bucket is not None and not bucket.take(now):
-            self._error(ErrorCode.RATE_LIMITED, "Rate limit exceeded; slow down")
-            return False
-        return True
+        return bucket is None or bucket.take(self.conn.last_seen)
+
+    def _rate_limited(self, ref: Ref | None = None) -> None:
+        self._error(ErrorCode.RATE_LIMITED, "Rate limit exceeded; slow down", ref)
 
     def on_binary(self) -> None:
         """A binary frame arrived: answer ``unsupported_data``."""
         if self._admit():
             self._error(ErrorCode.UNSUPPORTED_DATA, _UNSUPPORTED_DATA_TEXT)
+        else:
+            self._rate_limited()
 
     def on_pong_frame(self) -> None:
         """A protocol PONG frame arrived: liveness only."""
-        self.conn.last_seen = self._clock()
+        self.manager.touch(self.conn)
 
     async def on_text(self, text: str) -> None:
         """Handle one text frame completely (hooks included) before returning."""
         if not self._admit():
+            self._rate_limited(protocol.peek_ref(text))
             return
         try:
             message = protocol.parse(text)

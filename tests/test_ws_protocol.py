@@ -131,18 +131,20 @@ async def test_rate_limited_then_1008(
     client = await make_hub(limits=Limits(rate_limit=5, rate_burst=5, error_budget=10))
     peers.append(peer := await open_peer(client))
     peers.append(bystander := await open_peer(client))
-    for _ in range(40):
-        await peer.send({"type": "ping"})
-    codes: list[str] = []
+    for n in range(40):
+        await peer.send({"type": "ping", "ref": n})
+    replies: list[tuple[str, int]] = []
     while True:
         msg = await peer.ws.receive(timeout=5)
         if msg.type is not aiohttp.WSMsgType.TEXT:
             break
         data = msg.json()
-        codes.append(data.get("code", data["type"]))
+        replies.append((data.get("code", data["type"]), data["ref"]))
     assert peer.ws.close_code == CloseCode.POLICY_VIOLATION
-    assert codes[:5] == ["pong"] * 5
-    assert "rate_limited" in codes
+    assert replies[:5] == [("pong", n) for n in range(5)]
+    assert "rate_limited" in {code for code, _ in replies}
+    # every reply, rate_limited included, echoes its message's ref
+    assert [ref for _, ref in replies] == list(range(len(replies)))
     assert manager.get_stats()["evictions"]["rate_limit"] == 1
     assert await bystander.request({"type": "ping"}) == {"type": "pong"}
 

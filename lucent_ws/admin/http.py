@@ -8,6 +8,8 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError
 
+from .. import jsoncodec
+
 __all__ = [
     "BadRequest",
     "error_response",
@@ -46,10 +48,6 @@ def error_response(
     return json_response({"error": error, "message": message}, status=status, headers=headers)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"invalid JSON constant {name}")
-
-
 class BadRequest(Exception):
     """A request the API refuses; carries the answer to send."""
 
@@ -62,7 +60,7 @@ async def load_body(request: web.Request, schema: Schema) -> dict[str, Any]:
     """Parse the JSON body and validate it; raises :class:`BadRequest` (400 or 422)."""
     raw = await request.read()
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = jsoncodec.std_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         message = "Body is not valid JSON" if raw else "Body is empty; JSON expected"
         if isinstance(exc, json.JSONDecodeError):

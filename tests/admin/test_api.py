@@ -184,6 +184,20 @@ async def test_a_payload_too_deep_to_encode_is_422(hub: Hub, peers: list[Peer]) 
         assert list(body["fields"]) == ["payload"]
 
 
+@pytest.mark.parametrize("path", ["broadcast", "send"])
+async def test_a_payload_utf8_cannot_carry_is_422_not_500(
+    hub: Hub, peers: list[Peer], path: str
+) -> None:
+    peers += [await hub.peer("r")]
+    # A lone surrogate is valid JSON text but cannot be encoded as UTF-8 for delivery.
+    target = '"room": "r"' if path == "broadcast" else f'"id": "{peers[0].id}"'
+    raw = f'{{"payload": "\\ud800", {target}}}'.encode()
+    headers = {**AUTH, "Content-Type": "application/json"}
+    status, answer = await hub.call("POST", path, data=raw, headers=headers)
+    assert status == 422, answer
+    assert list(answer["fields"]) == ["payload"]
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -6,6 +6,7 @@ Saves ``test-artifacts/dashboard.png`` (and a phone-width one) of a realistic st
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import shutil
@@ -52,7 +53,9 @@ PEOPLE = [
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     require(shutil.which("chromium") and os.path.exists(CHROMIUM), "chromium")  # noqa: ASYNC240
-    playwright_api = pytest.importorskip("playwright.async_api")
+    require(importlib.util.find_spec("playwright"), "the playwright package")
+    import playwright.async_api as playwright_api
+
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -94,6 +94,11 @@ async def connections_everywhere(nodes: list[Node], expected: int) -> bool:
     return counts == [expected] * len(nodes)
 
 
+async def room_everywhere(nodes: list[Node], room: str, expected: int) -> bool:
+    sizes = [(await node.stats())["rooms"].get(room, 0) for node in nodes]
+    return sizes == [expected] * len(nodes)
+
+
 async def test_two_nodes_exchange_broadcasts_direct_sends_and_kicks(
     cluster: ClusterFactory,
 ) -> None:
@@ -226,7 +231,7 @@ async def test_redis_restart_mid_stream_then_recovery(
 
     redis_server.start()
     await eventually(lambda: _broker_state(a, "up"), what="node A reconnected")
-    await eventually(lambda: connections_everywhere([a, b], 2), what="membership restored")
+    await eventually(lambda: room_everywhere([a, b], "feed", 2), what="membership restored")
     assert await send(100) == 1
     # Node B got the messages before the outage, none of the undelivered ones, then this.
     assert (await receiver.recv())["payload"] == 100
