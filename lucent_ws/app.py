@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Unpack
 
 from aiohttp import web
 
-from .auth import Authenticator
-from .config import HeartbeatConfig, Limits
 from .errors import ConfigurationError
-from .handler import WebSocketHandler, build_endpoint
+from .handler import EndpointOptions, WebSocketHandler, build_endpoint
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
 from .manager import CloseCode, WebSocketManager
-from .session import JoinHook
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -25,35 +22,26 @@ def setup(
     app: web.Application,
     *,
     path: str = "/ws",
-    manager: WebSocketManager | None = None,
-    heartbeat: HeartbeatConfig | bool | None = True,
-    on_join_room: JoinHook | None = None,
-    authenticate: Authenticator | None = None,
-    require_auth: bool = False,
-    allowed_origins: Iterable[str] = (),
-    limits: Limits | None = None,
     broker: Broker | None = None,
+    **options: Unpack[EndpointOptions],
 ) -> WebSocketHandler:
     """Add the WebSocket endpoint to an existing app, like the original plugin.
 
-    Stores the manager, handler and shutdown state under the keys of
-    :mod:`lucent_ws.keys`, and closes every connection with 1001 when the app
-    shuts down. With a ``broker`` (scale-out, see :mod:`lucent_ws.broker`) the
-    app starts it at startup and stops it at cleanup. Returns the handler.
+    Takes the :class:`~lucent_ws.handler.EndpointOptions` (``manager``,
+    ``heartbeat``, ``on_join_room``, ``authenticate``, ``require_auth``,
+    ``allowed_origins``, ``limits``). Stores the manager, handler and shutdown
+    state under the keys of :mod:`lucent_ws.keys`; at startup the app
+    configures the manager's heartbeat (the first app to start wins), and at
+    shutdown it closes every connection with 1001. With a ``broker``
+    (scale-out, see :mod:`lucent_ws.broker`) the app starts it at startup and
+    stops it at cleanup. Returns the handler.
     """
-    handler = build_endpoint(
-        manager=manager,
-        on_join_room=on_join_room,
-        authenticate=authenticate,
-        require_auth=require_auth,
-        allowed_origins=allowed_origins,
-        limits=limits,
-        heartbeat=heartbeat,
-    )
+    handler = build_endpoint(**options)
     app[MANAGER_KEY] = handler.manager
     app[HANDLER_KEY] = handler
     app[STATE_KEY] = handler.state
     app.router.add_get(path, handler.handle, name="lucent_ws")
+    app.on_startup.append(_configure_heartbeat)
     app.on_shutdown.append(drain)
     app.on_cleanup.append(_stop_heartbeat)
     if broker is not None:
@@ -64,22 +52,17 @@ def setup(
 def create_app(
     path: str = "/ws",
     *,
-    manager: WebSocketManager | None = None,
-    heartbeat: HeartbeatConfig | bool | None = True,
-    on_join_room: JoinHook | None = None,
-    authenticate: Authenticator | None = None,
-    require_auth: bool = False,
-    allowed_origins: Iterable[str] = (),
-    limits: Limits | None = None,
     admin: bool = True,
     admin_token: str | None = None,
     redis_url: str | None = None,
     redis_prefix: str = "lucent_ws",
     lease: float = 15.0,
     broker: Broker | None = None,
+    **options: Unpack[EndpointOptions],
 ) -> web.Application:
     """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.
 
+    Takes the :class:`~lucent_ws.handler.EndpointOptions` like :func:`setup`.
     With ``admin`` (the default) the admin API and dashboard are mounted at
     ``admin/`` (see :func:`lucent_ws.admin.create_admin_app`; without
     ``admin_token`` one is generated and printed at startup).
@@ -97,18 +80,7 @@ def create_app(
             ) from None
         broker = RedisBroker(redis_url, prefix=redis_prefix, lease=lease)
     app = web.Application()
-    setup(
-        app,
-        path=path,
-        manager=manager,
-        heartbeat=heartbeat,
-        on_join_room=on_join_room,
-        authenticate=authenticate,
-        require_auth=require_auth,
-        allowed_origins=allowed_origins,
-        limits=limits,
-        broker=broker,
-    )
+    setup(app, path=path, broker=broker, **options)
     if admin:
         mount_admin(app, app[MANAGER_KEY], token=admin_token)
     return app
@@ -142,6 +114,10 @@ async def drain(app: web.Application) -> None:
     """
     app[STATE_KEY].draining = True
     await app[MANAGER_KEY].close_all(CloseCode.GOING_AWAY, "Server shutting down")
+
+
+async def _configure_heartbeat(app: web.Application) -> None:
+    app[MANAGER_KEY].configure_heartbeat(app[HANDLER_KEY].heartbeat)
 
 
 async def _stop_heartbeat(app: web.Application) -> None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeGuard
+from typing import TypedDict, TypeGuard, Unpack
 
 from aiohttp import WSMsgType, web
 
@@ -25,7 +25,14 @@ from .manager import CloseCode, EvictionReason, WebSocketManager
 from .origin import OriginPolicy
 from .session import JoinHook, Session
 
-__all__ = ["HubState", "WebSocketHandler", "websocket_handler", "websocket_response"]
+__all__ = [
+    "EndpointOptions",
+    "HubState",
+    "WebSocketHandler",
+    "build_endpoint",
+    "websocket_handler",
+    "websocket_response",
+]
 
 logger = logging.getLogger("lucent_ws.handler")
 
@@ -55,6 +62,7 @@ class WebSocketHandler:
     on_join_room: JoinHook | None = None
     authenticate: Authenticator | None = None
     require_auth: bool = False
+    heartbeat: HeartbeatConfig | None = None
     state: HubState = field(default_factory=HubState)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -209,58 +217,52 @@ def _refusal(exc: HandshakeError) -> web.Response:
     )
 
 
-def websocket_handler(
-    *,
-    manager: WebSocketManager | None = None,
-    on_join_room: JoinHook | None = None,
-    authenticate: Authenticator | None = None,
-    require_auth: bool = False,
-    allowed_origins: Iterable[str] = (),
-    limits: Limits | None = None,
-    heartbeat: HeartbeatConfig | bool | None = True,
-) -> Handler:
+class EndpointOptions(TypedDict, total=False):
+    """Keyword options of a WebSocket endpoint: :func:`websocket_handler`,
+    :func:`~lucent_ws.setup` and :func:`~lucent_ws.create_app` all take them."""
+
+    manager: WebSocketManager | None
+    """The hub to serve; :data:`lucent_ws.ws_manager` by default."""
+    heartbeat: HeartbeatConfig | bool | None
+    """A :class:`HeartbeatConfig`, True for the defaults (30 s / 10 s), False for none."""
+    on_join_room: JoinHook | None
+    """``on_join_room(room, conn)``, sync or async: True allows the join."""
+    authenticate: Authenticator | None
+    """``authenticate(request)`` at the handshake: an identity mapping or None."""
+    require_auth: bool
+    """Refuse anonymous handshakes with 401."""
+    allowed_origins: Iterable[str]
+    """Allowed ``Origin``s (``"*"`` for any); none: the request's own host only."""
+    limits: Limits | None
+    """Per-connection and per-server limits."""
+
+
+def websocket_handler(**options: Unpack[EndpointOptions]) -> Handler:
     """An aiohttp handler for your own route, e.g. ``app.router.add_get("/live", h)``.
 
-    ``manager`` defaults to :data:`lucent_ws.ws_manager`. ``heartbeat`` is a
-    :class:`HeartbeatConfig`, True for the defaults, or False/None to leave it
-    off; the first endpoint created for a manager configures its heartbeat.
+    Takes the :class:`EndpointOptions`. The manager's heartbeat is configured
+    now, unless an app configured it first.
     """
-    return build_endpoint(
-        manager=manager,
-        on_join_room=on_join_room,
-        authenticate=authenticate,
-        require_auth=require_auth,
-        allowed_origins=allowed_origins,
-        limits=limits,
-        heartbeat=heartbeat,
-    ).handle
+    endpoint = build_endpoint(**options)
+    endpoint.manager.configure_heartbeat(endpoint.heartbeat)
+    return endpoint.handle
 
 
-def build_endpoint(
-    *,
-    manager: WebSocketManager | None = None,
-    on_join_room: JoinHook | None = None,
-    authenticate: Authenticator | None = None,
-    require_auth: bool = False,
-    allowed_origins: Iterable[str] = (),
-    limits: Limits | None = None,
-    heartbeat: HeartbeatConfig | bool | None = True,
-    state: HubState | None = None,
-) -> WebSocketHandler:
+def build_endpoint(**options: Unpack[EndpointOptions]) -> WebSocketHandler:
     """The endpoint behind :func:`websocket_handler`, for callers that need its state."""
+    manager = options.get("manager")
     if manager is None:
         from . import ws_manager
 
         manager = ws_manager
-    manager.configure_heartbeat(_heartbeat_config(heartbeat))
     return WebSocketHandler(
         manager=manager,
-        limits=limits or Limits(),
-        origins=OriginPolicy(allowed_origins),
-        on_join_room=on_join_room,
-        authenticate=authenticate,
-        require_auth=require_auth,
-        state=state or HubState(),
+        limits=options.get("limits") or Limits(),
+        origins=OriginPolicy(options.get("allowed_origins", ())),
+        on_join_room=options.get("on_join_room"),
+        authenticate=options.get("authenticate"),
+        require_auth=options.get("require_auth", False),
+        heartbeat=_heartbeat_config(options.get("heartbeat", True)),
     )
 
 
