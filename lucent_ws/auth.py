@@ -16,6 +16,7 @@ never logged.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,10 @@ __all__ = [
     "Authenticator",
     "CredentialReader",
     "Identity",
+    "bearer_token",
     "jwt_authenticator",
+    "same_secret",
+    "secret_digest",
     "token_authenticator",
 ]
 
@@ -43,6 +47,22 @@ BEARER_SUBPROTOCOL = "bearer"
 EXPIRES_AT = "expiresAt"
 """Identity key: Unix time at which the connection's credentials expire."""
 ALL_SOURCES: tuple[Source, ...] = ("header", "cookie", "protocol", "query")
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header value, or None."""
+    scheme, _, value = (header or "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def secret_digest(value: str) -> bytes:
+    """SHA-256 of a secret: fixed-length, for comparing or keying without the secret."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of two secrets; their lengths leak nothing either."""
+    return hmac.compare_digest(secret_digest(given), secret_digest(expected))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +83,7 @@ class CredentialReader:
 
     @staticmethod
     def _from_header(request: web.Request) -> str | None:
-        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else None
+        return bearer_token(request.headers.get("Authorization"))
 
     def _from_cookie(self, request: web.Request) -> str | None:
         return request.cookies.get(self.cookie_name)
@@ -94,16 +113,15 @@ def token_authenticator(
     compared in constant time.
     """
     reader = reader or CredentialReader()
-    table = [(token.encode(), dict(identity)) for token, identity in tokens.items()]
+    table = [(token, dict(identity)) for token, identity in tokens.items()]
 
     def authenticate(request: web.Request) -> Identity | None:
         credential = reader.read(request)
         if credential is None:
             return None
-        given = credential.encode()
         found: Identity | None = None
         for token, identity in table:  # no early exit: the time taken reveals nothing
-            if hmac.compare_digest(given, token):
+            if same_secret(credential, token):
                 found = identity
         if found is None:
             raise AuthenticationFailed("Invalid token")

@@ -111,11 +111,12 @@ def _room_has_no_control_chars(value: str) -> None:
         raise ValidationError("Must not contain control characters.")
 
 
-def room_field() -> fields.String:
-    """The ``room`` field shared by the schemas that name a room."""
+def room_field(*, required: bool = True, **kwargs: Any) -> fields.String:
+    """The ``room`` field of every schema that names a room (the admin API's too)."""
     return fields.String(
-        required=True,
+        required=required,
         validate=[validate.Length(min=1, max=MAX_ROOM_LENGTH), _room_has_no_control_chars],
+        **kwargs,
     )
 
 

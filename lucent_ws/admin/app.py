@@ -44,7 +44,7 @@ def create_admin_app(
     app = web.Application(middlewares=[admin_middleware])
     state = AdminState(
         manager=manager,
-        auth=AdminAuth(token or generate_token()),
+        auth=AdminAuth(generate_token() if token is None else token),
         registry=make_registry(manager, top_rooms=top_rooms),
         history=StatsHistory(manager, interval=history_interval),
         routes=routes,

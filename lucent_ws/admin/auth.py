@@ -10,13 +10,14 @@ one up leaks no timing about valid ids.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from ..auth import bearer_token, same_secret, secret_digest
+from ..errors import ConfigurationError
 
 __all__ = [
     "CSRF_COOKIE",
@@ -35,15 +36,6 @@ CSRF_HEADER = "X-CSRF-Token"
 def generate_token() -> str:
     """A fresh random admin token (256 bits, URL-safe)."""
     return secrets.token_urlsafe(32)
-
-
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
-
-
-def same_secret(given: str, expected: str) -> bool:
-    """Constant-time comparison of two secrets of any length."""
-    return hmac.compare_digest(_digest(given), _digest(expected))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +58,7 @@ class AdminAuth:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not token:
-            raise ValueError("the admin token must not be empty")
+            raise ConfigurationError("the admin token must not be empty")
         self._token = token
         self.session_ttl = session_ttl
         self._max_sessions = max_sessions
@@ -83,10 +75,8 @@ class AdminAuth:
 
     def check_bearer(self, header: str | None) -> bool:
         """True if an ``Authorization`` header carries the admin token as a bearer."""
-        if not header:
-            return False
-        scheme, _, value = header.partition(" ")
-        return scheme.lower() == "bearer" and self.check_token(value.strip())
+        token = bearer_token(header)
+        return token is not None and self.check_token(token)
 
     def open_session(self) -> tuple[str, AdminSession]:
         """Start a session; returns its id (the cookie value) and the session."""
@@ -94,7 +84,7 @@ class AdminAuth:
         session = AdminSession(
             csrf=secrets.token_urlsafe(32), expires_at=self._clock() + self.session_ttl
         )
-        self._sessions[_digest(session_id)] = session
+        self._sessions[secret_digest(session_id)] = session
         while len(self._sessions) > self._max_sessions:
             self._sessions.popitem(last=False)
         return session_id, session
@@ -103,7 +93,7 @@ class AdminAuth:
         """The live session with this id, or None (expired sessions are dropped)."""
         if not session_id:
             return None
-        key = _digest(session_id)
+        key = secret_digest(session_id)
         session = self._sessions.get(key)
         if session is None:
             return None
@@ -115,7 +105,7 @@ class AdminAuth:
     def close_session(self, session_id: str | None) -> None:
         """End a session (logout); unknown ids are ignored."""
         if session_id:
-            self._sessions.pop(_digest(session_id), None)
+            self._sessions.pop(secret_digest(session_id), None)
 
     @staticmethod
     def new_csrf() -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from ..protocol import room_field
+
 __all__ = [
     "BroadcastRequestSchema",
     "ConnectionDetailSchema",
@@ -27,8 +29,6 @@ __all__ = [
     "StatsSchema",
     "ValidationErrorSchema",
 ]
-
-_ROOM = validate.Length(min=1, max=128)
 
 
 class ErrorSchema(Schema):
@@ -166,7 +166,7 @@ class ConnectionDetailSchema(ConnectionSummarySchema):
 class BroadcastRequestSchema(Schema):
     """``POST /broadcast``: ``payload`` to ``room``'s members, or to everyone without ``room``."""
 
-    room = fields.String(validate=_ROOM, metadata={"description": "omit to reach everyone"})
+    room = room_field(required=False, metadata={"description": "omit to reach everyone"})
     payload = fields.Raw(required=True, allow_none=True, metadata={"description": "any JSON"})
     excluded = fields.List(
         fields.String(),

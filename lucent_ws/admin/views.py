@@ -69,7 +69,7 @@ def _remote(conn: Connection) -> str | None:
     return remote if isinstance(remote, str) else None
 
 
-def _summary(manager: WebSocketManager, conn: Connection, now: float) -> dict[str, Any]:
+def _summary(conn: Connection, now: float) -> dict[str, Any]:
     wall = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=now - conn.connected_at)
     return {
         "id": conn.id,
@@ -149,7 +149,7 @@ async def list_connections(request: web.Request) -> web.StreamResponse:
     now = manager.now()
     return json_response(
         _connection_list_schema.dump(
-            {"total": len(conns), "connections": [_summary(manager, c, now) for c in conns[:limit]]}
+            {"total": len(conns), "connections": [_summary(c, now) for c in conns[:limit]]}
         )
     )
 
@@ -167,7 +167,7 @@ async def get_connection(request: web.Request) -> web.StreamResponse:
         return conn
     manager = _manager(request)
     now = manager.now()
-    detail = _summary(manager, conn, now)
+    detail = _summary(conn, now)
     detail["meta"] = dict(conn.meta)
     detail["connectedFor"] = round(now - conn.connected_at, 3)
     detail["idleFor"] = round(now - conn.last_seen, 3)

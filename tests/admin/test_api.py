@@ -155,6 +155,7 @@ async def test_a_body_that_is_not_json_is_400(hub: Hub, path: str, raw: bytes) -
         ("broadcast", {"payload": 1, "room": 5}, {"room"}),
         ("broadcast", {"payload": 1, "room": ""}, {"room"}),
         ("broadcast", {"payload": 1, "room": "r" * 129}, {"room"}),
+        ("broadcast", {"payload": 1, "room": "bad\u0007room"}, {"room"}),
         ("broadcast", {"payload": 1, "exclude": "id"}, {"exclude"}),
         ("broadcast", {"payload": 1, "exclude": [1]}, {"exclude"}),
         ("broadcast", {"payload": 1, "extra": True}, {"extra"}),
