@@ -96,7 +96,7 @@ async def test_leave_never_overtakes_a_join_whose_hook_is_running(
     await peer.send({"type": "join", "room": "r", "ref": 1})
     await peer.send({"type": "leave", "room": "r", "ref": 2})
     await peer.send({"type": "ping", "ref": 3})
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # room for a wrong implementation to handle the leave early
     assert manager.list_rooms() == []
     release.set()
     assert await peer.recv() == {"type": "joined", "room": "r", "ref": 1}
@@ -110,10 +110,12 @@ async def test_no_zombie_when_client_leaves_during_hook(
 ) -> None:
     entered = asyncio.Event()
     release = asyncio.Event()
+    returned = asyncio.Event()
 
     async def slow(room: str, conn: Connection) -> bool:
         entered.set()
         await release.wait()
+        returned.set()
         return True
 
     client = await make_hub(on_join_room=slow)
@@ -123,6 +125,7 @@ async def test_no_zombie_when_client_leaves_during_hook(
     manager.disconnect(peer.id)
     await peer.expect_close()
     release.set()
-    await asyncio.sleep(0.05)
+    await returned.wait()
+    await asyncio.sleep(0)  # the session resumes after the hook in the next step
     assert manager.list_rooms() == []
     assert len(manager) == 0

@@ -11,6 +11,7 @@ from lucent_ws import ConfigurationError, HeartbeatConfig, WebSocketManager
 from lucent_ws.manager import CloseCode
 
 from .fakes import FakeTransport, fake_connect
+from .waiting import wait_until
 
 
 def payloads(transport: FakeTransport) -> list[Any]:
@@ -202,7 +203,7 @@ async def test_slow_consumer_is_evicted_with_1013(manager: WebSocketManager) -> 
     for i in range(20):
         manager.broadcast_to_room("r", {"i": i, "pad": "x" * 1000})
         await asyncio.sleep(0)
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: slow_t.close_codes)
     assert manager.get_connection(slow.id) is None
     assert slow_t.close_codes == [CloseCode.TRY_AGAIN_LATER]
     assert manager.get_stats()["evictions"]["slow_consumer"] == 1
@@ -214,7 +215,7 @@ async def test_disconnect_flushes_then_closes_with_4001(manager: WebSocketManage
     manager.send_to(conn.id, {"last": True})
     assert manager.disconnect(conn.id) is True
     assert manager.disconnect(conn.id) is False
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: transport.close_codes)
     assert payloads(transport) == [{"last": True}]
     assert transport.close_codes == [CloseCode.DISCONNECTED]
     assert manager.get_stats()["evictions"]["kick"] == 1
@@ -230,8 +231,7 @@ async def test_stuck_close_is_aborted_after_close_timeout() -> None:
     transport = FakeTransport()
     conn = manager.connect(transport, hang)
     manager.disconnect(conn.id)
-    await asyncio.sleep(0.2)
-    assert transport.aborted
+    await wait_until(lambda: transport.aborted, timeout=2)
 
 
 async def test_close_all_closes_everyone_in_parallel() -> None:
@@ -359,6 +359,6 @@ async def test_a_synchronous_burst_over_the_buffer_limit_evicts_before_any_write
     assert manager.get_connection(conn.id) is None  # evicted during the burst itself
     assert manager.get_stats()["evictions"]["slow_consumer"] == 1
     assert manager.broadcast_to_room("r", {"after": True}) == 0
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: transport.close_codes)
     assert transport.close_codes == [CloseCode.TRY_AGAIN_LATER]
     assert payloads(transport) == []  # its queued output was discarded

@@ -558,13 +558,22 @@ class RedisBroker:
             return
         seq = 0
         records: dict[str, Record] = {}
+        malformed = 0
         for key, value in fields.items():
             name = key.decode() if isinstance(key, bytes) else str(key)
-            if name == _SEQ_FIELD:
-                seq = int(value)
-            else:
-                records[name] = wire.decode_record(value)
-        stats = jsoncodec.loads(figures)
+            try:
+                if name == _SEQ_FIELD:
+                    seq = int(value)
+                else:
+                    records[name] = wire.decode_record(value)
+            except ValueError:
+                malformed += 1  # one bad record must not stall the whole resync
+        if malformed:
+            logger.warning("node %s: %d malformed membership fields skipped", node_id, malformed)
+        try:
+            stats = jsoncodec.loads(figures)
+        except ValueError:
+            stats = {}
         self._view.apply_snapshot(
             node_id, seq, records, ttl_ms / 1000, stats if isinstance(stats, dict) else {}
         )

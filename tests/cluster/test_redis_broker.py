@@ -236,3 +236,25 @@ async def test_a_node_starts_while_redis_is_down_and_joins_later(
     await eventually(lambda: b[0].get_room_members("posts") == [conn.id])
     assert b[0].broadcast_to_room("posts", 2) == 1
     await eventually(lambda: received(transport) == [1, 2])
+
+
+async def test_a_malformed_membership_record_is_skipped_not_fatal(
+    make_node: NodeFactory, shared_redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio as aioredis
+
+    a = await make_node()
+    good, _ = fake_connect(a[0])
+    a[0].join_room(good.id, "ok")
+    client = aioredis.from_url(shared_redis_url)
+    try:
+        key = f"{a[1].prefix}:conns:{a[1].node_id}"
+        await eventually(lambda: client.hexists(key, good.id), what="record written")
+        await client.hset(key, "not-a-connection", b"{not json")
+        with caplog.at_level(logging.WARNING, logger="lucent_ws.broker.redis"):
+            b = await make_node()
+            await eventually(lambda: b[0].get_room_members("ok") == [good.id])
+        assert any("malformed" in r.getMessage() for r in caplog.records)
+        assert b[0].get_remote_connection("not-a-connection") is None
+    finally:
+        await client.aclose()
