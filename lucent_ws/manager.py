@@ -45,7 +45,7 @@ logger = logging.getLogger("lucent_ws.manager")
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
 FLUSH_SLICE: Final = 512
 """Connections written per loop tick; more wait for the next tick."""
-HEARTBEAT_TICK: Final = 0.1
+HEARTBEAT_TICK: Final = 0.02
 """Seconds between heartbeat slices (at most; a tenth of the interval when shorter)."""
 _HEARTBEAT_FRAME: Final = text_frame(protocol.PING) + PING_FRAME
 
