@@ -1,10 +1,16 @@
 """JSON encoding with orjson when installed, the stdlib otherwise.
 
-Both backends give the same results: compact UTF-8 bytes, non-string dict keys
-coerced to strings, integers of any size, and non-finite floats (NaN, ±Infinity,
-which JSON cannot express) written as ``null``. ``dumps`` raises
-:class:`TypeError` for a value that is not JSON-serialisable (or nested too
-deeply); ``loads`` raises :class:`ValueError` for invalid JSON.
+For JSON values (dicts, lists, strings, numbers, booleans, None) both backends
+encode the same data: compact UTF-8 bytes, non-string dict keys coerced to
+strings, integers of any size, and non-finite floats (NaN, ±Infinity, which
+JSON cannot express) written as ``null``; float spelling may differ
+(``1e-07`` or ``1e-7``). ``dumps`` raises :class:`TypeError` for a value that is
+not JSON-serialisable (or nested too deeply, or a string with a lone surrogate);
+``loads`` raises :class:`ValueError` for invalid JSON.
+
+Differences outside JSON values: orjson also encodes ``datetime``, ``UUID``,
+dataclasses and enums, which the stdlib refuses (convert them yourself to stay
+portable), and decodes integers beyond 64 bits as floats.
 """
 
 from __future__ import annotations
