@@ -15,7 +15,8 @@ import pytest
 
 from ..conftest import Peer
 from ..hubprocess import HubProcess, hub_process
-from .conftest import RedisServer, eventually
+from ..waiting import wait_until
+from .conftest import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -106,7 +107,7 @@ async def test_two_nodes_exchange_broadcasts_direct_sends_and_kicks(
     a, b = await cluster(2)
     alice = await a.peer("chat")
     bob = await b.peer("chat")
-    await eventually(lambda: connections_everywhere([a, b], 2), what="both nodes see both")
+    await wait_until(lambda: connections_everywhere([a, b], 2), what="both nodes see both")
 
     await alice.send({"type": "broadcast", "room": "chat", "payload": {"text": "hi"}, "ref": 1})
     assert await alice.recv() == {"type": "ack", "ref": 1, "delivered": 1}
@@ -127,7 +128,7 @@ async def test_two_nodes_exchange_broadcasts_direct_sends_and_kicks(
     assert await bob.recv() == {"dm": 1}
     assert await a.admin("DELETE", f"/connections/{bob.id}") == (200, {"disconnected": True})
     assert await bob.expect_close() == 4001
-    await eventually(lambda: connections_everywhere([a, b], 1), what="the kick replicated")
+    await wait_until(lambda: connections_everywhere([a, b], 1), what="the kick replicated")
     status, _ = await a.admin("DELETE", f"/connections/{bob.id}")
     assert status == 404
     await alice.ws.close()
@@ -140,7 +141,7 @@ async def test_three_nodes_admin_broadcast_and_agreeing_views(cluster: ClusterFa
         for i, node in enumerate(nodes)
     ]
     everyone = [peer for group in peers for peer in group]
-    await eventually(lambda: connections_everywhere(nodes, 6), what="membership replicated")
+    await wait_until(lambda: connections_everywhere(nodes, 6), what="membership replicated")
 
     status, body = await nodes[1].admin("POST", "/broadcast", {"payload": {"all": True}})
     assert (status, body) == (200, {"delivered": 6})
@@ -182,12 +183,12 @@ async def test_a_killed_node_drops_out_within_its_lease(cluster: ClusterFactory)
     alice = await a.peer("chat")
     bobs = [await b.peer("chat") for _ in range(2)]  # kept referenced: open until the kill
     carol = await c.peer("chat")
-    await eventually(lambda: connections_everywhere([a, b, c], 4), what="membership replicated")
+    await wait_until(lambda: connections_everywhere([a, b, c], 4), what="membership replicated")
     b.hub.proc.send_signal(signal.SIGKILL)
     await b.hub.proc.wait()
     loop = asyncio.get_running_loop()
     killed = loop.time()
-    await eventually(
+    await wait_until(
         lambda: connections_everywhere([a, c], 2), timeout=LEASE + 3, what="node B dropped"
     )
     assert loop.time() - killed <= LEASE + 1.0  # the lease, plus polling and HTTP slack
@@ -208,7 +209,7 @@ async def test_redis_restart_mid_stream_then_recovery(
     a, b = await cluster(2, redis_server.url)
     sender = await a.peer("feed")
     receiver = await b.peer("feed")
-    await eventually(lambda: connections_everywhere([a, b], 2), what="membership replicated")
+    await wait_until(lambda: connections_everywhere([a, b], 2), what="membership replicated")
 
     async def send(n: int) -> int:
         await sender.send({"type": "broadcast", "room": "feed", "payload": n, "ref": n})
@@ -222,7 +223,7 @@ async def test_redis_restart_mid_stream_then_recovery(
         assert (await receiver.recv())["payload"] == n
 
     redis_server.stop()
-    await eventually(lambda: _broker_state(a, "down"), what="node A noticed the outage")
+    await wait_until(lambda: _broker_state(a, "down"), what="node A noticed the outage")
     # Node A keeps serving its client; nothing is claimed for node B.
     for n in range(20, 30):
         assert await send(n) == 0
@@ -231,8 +232,8 @@ async def test_redis_restart_mid_stream_then_recovery(
     assert stats["undelivered"] >= 10
 
     redis_server.start()
-    await eventually(lambda: _broker_state(a, "up"), what="node A reconnected")
-    await eventually(lambda: room_everywhere([a, b], "feed", 2), what="membership restored")
+    await wait_until(lambda: _broker_state(a, "up"), what="node A reconnected")
+    await wait_until(lambda: room_everywhere([a, b], "feed", 2), what="membership restored")
     # A node may still find Redis unready for a moment after the restart; what it reports
     # as not delivered must never arrive, and delivery must resume within seconds.
     n = 100

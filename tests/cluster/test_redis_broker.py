@@ -14,7 +14,8 @@ from lucent_ws import WebSocketManager
 from lucent_ws.broker.redis import RedisBroker
 
 from ..fakes import FakeTransport, fake_connect
-from .conftest import RedisServer, eventually
+from ..waiting import wait_until
+from .conftest import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -51,7 +52,7 @@ async def settled(*nodes: Node) -> None:
     def agree() -> bool:
         return all(m.get_stats()["connections"] == total for m, _ in nodes)
 
-    await eventually(agree, what="membership replicated")
+    await wait_until(agree, what="membership replicated")
 
 
 async def test_room_broadcast_reaches_members_on_every_node(make_node: NodeFactory) -> None:
@@ -61,13 +62,13 @@ async def test_room_broadcast_reaches_members_on_every_node(make_node: NodeFacto
     b2_conn, b2_t = fake_connect(b[0])
     for manager, conn in ((a[0], a_conn), (b[0], b_conn), (b[0], b2_conn)):
         manager.join_room(conn.id, "posts")
-    await eventually(lambda: a[0].room_size("posts") == 3 and b[0].room_size("posts") == 3)
+    await wait_until(lambda: a[0].room_size("posts") == 3 and b[0].room_size("posts") == 3)
     assert a[0].broadcast_to_room("posts", {"n": 1}, exclude=[b2_conn.id]) == 2
-    await eventually(lambda: received(b_t) == [{"n": 1}])
+    await wait_until(lambda: received(b_t) == [{"n": 1}])
     assert received(a_t) == [{"n": 1}]  # its own echo is ignored: once, not twice
     assert received(b2_t) == []
     assert b[0].broadcast_all({"n": 2}, exclude=[a_conn.id]) == 2
-    await eventually(lambda: received(b2_t) == [{"n": 2}])
+    await wait_until(lambda: received(b2_t) == [{"n": 2}])
     assert received(a_t) == [{"n": 1}]
     assert received(b_t) == [{"n": 1}, {"n": 2}]
 
@@ -77,11 +78,11 @@ async def test_direct_send_and_kick_reach_the_owning_node(make_node: NodeFactory
     target, transport = fake_connect(b[0])
     await settled(a, b)
     assert a[0].send_to(target.id, {"hello": "there"}) is True
-    await eventually(lambda: received(transport) == [{"hello": "there"}])
+    await wait_until(lambda: received(transport) == [{"hello": "there"}])
     assert a[0].disconnect(target.id) is True
-    await eventually(lambda: b[0].get_connection(target.id) is None)
-    await eventually(lambda: transport.close_codes == [4001] or transport.aborted)
-    await eventually(lambda: a[0].get_stats()["connections"] == 0)
+    await wait_until(lambda: b[0].get_connection(target.id) is None)
+    await wait_until(lambda: transport.close_codes == [4001] or transport.aborted)
+    await wait_until(lambda: a[0].get_stats()["connections"] == 0)
     assert a[0].send_to(target.id, 1) is False
     assert a[0].disconnect(target.id) is False
     assert b[0].local_stats()["evictions"]["kick"] == 1
@@ -91,12 +92,12 @@ async def test_per_publisher_order_is_kept(make_node: NodeFactory) -> None:
     a, b = await make_node(), await make_node()
     conn, transport = fake_connect(b[0])
     b[0].join_room(conn.id, "feed")
-    await eventually(lambda: a[0].room_size("feed") == 1)
+    await wait_until(lambda: a[0].room_size("feed") == 1)
     for i in range(2000):
         a[0].broadcast_to_room("feed", i)
         if i % 300 == 0:
             await asyncio.sleep(0)  # let several batches form
-    await eventually(lambda: len(received(transport)) == 2000)
+    await wait_until(lambda: len(received(transport)) == 2000)
     assert received(transport) == list(range(2000))
 
 
@@ -124,7 +125,7 @@ async def test_membership_meta_and_stats_agree_on_every_node(make_node: NodeFact
             for m, _ in nodes
         ]
 
-    await eventually(lambda: all(v == views()[0] for v in views()))
+    await wait_until(lambda: all(v == views()[0] for v in views()))
     members, rooms, room_stats, total, role = views()[0]
     assert members == sorted(conns)
     assert rooms == ["all", "room-0", "room-1", "room-2"]
@@ -142,7 +143,7 @@ async def test_membership_meta_and_stats_agree_on_every_node(make_node: NodeFact
     assert [n for n, f in per_node.items() if f["self"]] == [nodes[0][1].node_id]
     # leaving is replicated too
     nodes[2][0].remove(conns[-1])
-    await eventually(lambda: all(m.room_size("all") == 5 for m, _ in nodes))
+    await wait_until(lambda: all(m.room_size("all") == 5 for m, _ in nodes))
 
 
 async def test_a_node_started_later_learns_the_existing_membership(
@@ -153,7 +154,7 @@ async def test_a_node_started_later_learns_the_existing_membership(
     a[0].join_room(conn.id, "early")
     await asyncio.sleep(0)
     b = await make_node()
-    await eventually(lambda: b[0].get_room_members("early") == [conn.id])
+    await wait_until(lambda: b[0].get_room_members("early") == [conn.id])
 
 
 async def test_a_stopped_node_leaves_at_once(make_node: NodeFactory) -> None:
@@ -161,7 +162,7 @@ async def test_a_stopped_node_leaves_at_once(make_node: NodeFactory) -> None:
     fake_connect(b[0])
     await settled(a, b)
     await b[1].stop()
-    await eventually(lambda: a[0].get_stats()["connections"] == 0, timeout=2)
+    await wait_until(lambda: a[0].get_stats()["connections"] == 0, timeout=2)
     assert b[1].node_id not in a[0].get_stats()["nodes"]
 
 
@@ -177,7 +178,7 @@ async def test_a_dead_node_drops_out_within_its_lease(make_node: NodeFactory) ->
     assert task is not None
     task.cancel()
     died = time.monotonic()
-    await eventually(lambda: a[0].get_room_members("posts") == [], timeout=lease + 1)
+    await wait_until(lambda: a[0].get_room_members("posts") == [], timeout=lease + 1)
     assert time.monotonic() - died <= lease + 0.2
     stats = a[0].get_stats()
     assert stats["connections"] == 0
@@ -195,17 +196,17 @@ async def test_redis_outage_serves_locally_counts_undelivered_and_recovers(
     b_conn, b_t = fake_connect(b[0])
     a[0].join_room(a_conn.id, "posts")
     b[0].join_room(b_conn.id, "posts")
-    await eventually(lambda: a[0].room_size("posts") == 2 and b[0].room_size("posts") == 2)
+    await wait_until(lambda: a[0].room_size("posts") == 2 and b[0].room_size("posts") == 2)
 
     caplog.set_level(logging.INFO, logger="lucent_ws.broker.redis")
     redis_server.stop()
-    await eventually(lambda: not a[1].up and not b[1].up)
+    await wait_until(lambda: not a[1].up and not b[1].up)
     # Local clients are still served; nothing is claimed for the other node.
     assert a[0].broadcast_to_room("posts", "during") == 1
     assert a[0].send_to(b_conn.id, "direct") is False
     assert a[0].get_stats()["broker"] == "down"
     assert a[0].get_stats()["undelivered"] == 2
-    await eventually(lambda: received(a_t) == ["during"])
+    await wait_until(lambda: received(a_t) == ["during"])
     for _ in range(3):  # several failed reconnects
         await asyncio.sleep(0.3)
     outage_logs = [r for r in caplog.records if "unreachable" in r.getMessage()]
@@ -214,9 +215,9 @@ async def test_redis_outage_serves_locally_counts_undelivered_and_recovers(
     redis_server.start()  # empty: it lost everything
     await a[1].wait_until_up()
     await b[1].wait_until_up()
-    await eventually(lambda: a[0].room_size("posts") == 2 and b[0].room_size("posts") == 2)
+    await wait_until(lambda: a[0].room_size("posts") == 2 and b[0].room_size("posts") == 2)
     assert a[0].broadcast_to_room("posts", "after") == 2
-    await eventually(lambda: received(b_t) == ["after"])
+    await wait_until(lambda: received(b_t) == ["after"])
     assert "during" not in received(b_t)
     assert any("reachable again" in r.getMessage() for r in caplog.records)
 
@@ -233,9 +234,9 @@ async def test_a_node_starts_while_redis_is_down_and_joins_later(
     redis_server.start()
     await a[1].wait_until_up()
     b = await make_node(redis_server.url)
-    await eventually(lambda: b[0].get_room_members("posts") == [conn.id])
+    await wait_until(lambda: b[0].get_room_members("posts") == [conn.id])
     assert b[0].broadcast_to_room("posts", 2) == 1
-    await eventually(lambda: received(transport) == [1, 2])
+    await wait_until(lambda: received(transport) == [1, 2])
 
 
 async def test_a_malformed_membership_record_is_skipped_not_fatal(
@@ -249,11 +250,11 @@ async def test_a_malformed_membership_record_is_skipped_not_fatal(
     client = aioredis.from_url(shared_redis_url)
     try:
         key = f"{a[1].prefix}:conns:{a[1].node_id}"
-        await eventually(lambda: client.hexists(key, good.id), what="record written")
+        await wait_until(lambda: client.hexists(key, good.id), what="record written")
         await client.hset(key, "not-a-connection", b"{not json")
         with caplog.at_level(logging.WARNING, logger="lucent_ws.broker.redis"):
             b = await make_node()
-            await eventually(lambda: b[0].get_room_members("ok") == [good.id])
+            await wait_until(lambda: b[0].get_room_members("ok") == [good.id])
         assert any("malformed" in r.getMessage() for r in caplog.records)
         assert b[0].get_remote_connection("not-a-connection") is None
     finally:

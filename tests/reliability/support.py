@@ -15,6 +15,8 @@ from pathlib import Path
 
 import aiohttp
 
+from ..hubprocess import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,13 +32,6 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     """The ``fraction`` quantile (nearest rank) of ``values``."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def unlimited_session() -> aiohttp.ClientSession:
