@@ -287,17 +287,11 @@ async def test_heartbeat_evicts_silent_keeps_answering() -> None:
     silent, silent_t = fake_connect(manager)
     alive, alive_t = fake_connect(manager)
     manager.start_heartbeat(interval=0.2, timeout=0.1)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 2
-    while not any(m == {"type": "ping"} for m in alive_t.messages()):
-        assert loop.time() < deadline
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: {"type": "ping"} in alive_t.messages(), timeout=2)
     assert any(op == 0x9 for op, _ in alive_t.frames())  # protocol PING too
     manager.pong(alive.id)
-    while manager.get_connection(silent.id) is not None:
-        assert loop.time() < deadline
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: silent_t.close_codes, timeout=2)
+    assert manager.get_connection(silent.id) is None
     assert silent_t.close_codes == [CloseCode.HEARTBEAT_TIMEOUT]
     assert manager.get_connection(alive.id) is alive
     assert manager.get_stats()["evictions"]["heartbeat"] == 1
@@ -333,14 +327,10 @@ async def test_heartbeat_spreads_one_ping_per_connection_over_the_interval() -> 
     def pinged() -> int:
         return sum({"type": "ping"} in t.messages() for t in transports)
 
-    loop = asyncio.get_running_loop()
     manager.start_heartbeat(interval=1.0, timeout=1.0)
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.35)  # a third of the interval: the sweep must be under way, not done
     assert 0 < pinged() < len(transports)  # a sweep in slices, not all at once
-    deadline = loop.time() + 3
-    while pinged() < len(transports):
-        assert loop.time() < deadline
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: pinged() == len(transports), timeout=3)
     manager.stop_heartbeat()
     counts = [t.messages().count({"type": "ping"}) for t in transports]
     # one ping each, except the first slice of a next round if it began meanwhile
