@@ -234,16 +234,22 @@ async def test_redis_restart_mid_stream_then_recovery(
     redis_server.start()
     await wait_until(lambda: _broker_state(a, "up"), what="node A reconnected")
     await wait_until(lambda: room_everywhere([a, b], "feed", 2), what="membership restored")
-    # A node may still find Redis unready for a moment after the restart; what it reports
-    # as not delivered must never arrive, and delivery must resume within seconds.
+    # Right after the restart the nodes' views of each other are still being rebuilt, so
+    # a broadcast may count 0 remote recipients (an under-count, never a claim); delivery
+    # must resume within seconds.
     n = 100
     deadline = time.monotonic() + 10
     while await send(n) == 0:
         assert time.monotonic() < deadline, "cross-node delivery did not resume"
         await asyncio.sleep(0.1)
         n += 1
-    # Node B got the messages before the outage, none of the undelivered ones, then this.
-    assert (await receiver.recv())["payload"] == n
+    # Node B got nothing of what was published during the outage (20-29): after the
+    # messages before it, the next it sees are from after the recovery, up to n.
+    after: list[int] = []
+    while not after or after[-1] != n:
+        after.append((await receiver.recv())["payload"])
+    assert after == sorted(after)
+    assert all(100 <= m <= n for m in after), after
     await sender.ws.close()
     await receiver.ws.close()
 
