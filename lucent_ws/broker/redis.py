@@ -300,6 +300,10 @@ class RedisBroker:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self._channel)
+            # What this node knew of the others predates the outage: a node it still
+            # lists may not have resubscribed yet, and counting it would claim deliveries
+            # that never happen. Rebuild the view from Redis before publishing again.
+            self._view.clear()
             await self._register(client)
             self._client = client
             self._up_event.set()
