@@ -9,7 +9,6 @@ marker's shape (a frame length byte can be 124) is skipped.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -35,30 +34,14 @@ def broadcast_frame_body(room: str, seq: int, ref: int) -> bytes:
 
 @dataclass
 class Tally:
-    """Deliveries counted across all receivers, and a waiter woken at a threshold."""
+    """Deliveries accounted across all receivers, and when the last bytes arrived."""
 
     delivered: int = 0
     last_rx_ns: int = 0
-    wake_at: int = 0
-    waiter: asyncio.Future[None] | None = None
 
     def add(self, n: int) -> None:
-        """Count ``n`` deliveries; wake the waiter once ``wake_at`` is reached."""
+        """Count ``n`` deliveries."""
         self.delivered += n
-        waiter = self.waiter
-        if waiter is not None and self.delivered >= self.wake_at and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait_for(self, count: int) -> None:
-        """Return once ``delivered`` reaches ``count``."""
-        if self.delivered >= count:
-            return
-        self.wake_at = count
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
 
 
 @dataclass
@@ -71,20 +54,9 @@ class SeqTracker:
     duplicated: int = 0
     reordered: int = 0
     missing: set[int] = field(default_factory=set)
-    _tail: bytes = b""
 
-    def feed(self, data: bytes) -> None:
-        """Account for the markers in a chunk of raw stream bytes."""
-        buf = self._tail + data if self._tail else data
-        seqs, self._tail = scan(buf)
-        if len(seqs) == 1 and seqs[0] == self.expected:
-            self.expected += 1
-            self.received += 1
-            self.tally.add(1)
-        elif seqs:
-            self._account(seqs)
-
-    def _account(self, seqs: list[int]) -> None:
+    def account(self, seqs: list[int]) -> None:
+        """Account for sequence numbers read in this order."""
         n = len(seqs)
         exp = self.expected
         in_order = seqs[0] == exp and seqs[-1] == exp + n - 1
@@ -152,5 +124,5 @@ def latencies(tracker: SeqTracker, chunks: list[tuple[int, bytes]]) -> list[int]
         found, tail = scan_times(tail + data if tail else data)
         if found:
             out.extend(t - sent for _, sent in found)
-            tracker._account([seq for seq, _ in found])
+            tracker.account([seq for seq, _ in found])
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,10 +14,10 @@ from bench.progress import Progress, say
 from bench.quiet import QUIET, wait_quiet
 from bench.servers import HOST, ServerProcess
 from bench.stats import latency_summary
+from bench.throughput import run_phase
 from bench.wsclient import WsConn, connect, connect_many
 
 ROOM = "bench"
-READ_BATCH = 2 * 150  # bytes: wake a subscriber for two messages or more
 ATTEMPTS = 3  # a phase disturbed by other programs is measured again
 
 
@@ -48,10 +47,9 @@ class FanoutRig:
             await self.pub.join(self.room)
             self.pub.drain()
 
-    def _send(self) -> None:
+    def _send(self, seq: int) -> None:
         assert self.pub is not None
-        self.pub.send_raw(client_frame(broadcast_frame_body(self.room, self.seq, self.seq)))
-        self.seq += 1
+        self.pub.send_raw(client_frame(broadcast_frame_body(self.room, seq, seq)))
 
     async def throughput(
         self, seconds: float, inflight: int = 8, warmup: float = 1.0
@@ -81,52 +79,30 @@ class FanoutRig:
         return figures
 
     async def _throughput(self, seconds: float, inflight: int, warmup: float) -> dict[str, Any]:
-        n = len(self.subs)
-        tally = Tally()
-        first = self.seq
-        trackers = [SeqTracker(first, tally) for _ in self.subs]
-        for sub, tracker in zip(self.subs, trackers, strict=True):
-            sub.count(tracker)
-            sub.read_batch(READ_BATCH)
-
-        async def publish_until(deadline: float) -> None:
-            while time.monotonic() < deadline:
-                need = (self.seq - first - inflight + 1) * n
-                if tally.delivered < need:
-                    await asyncio.wait_for(tally.wait_for(need), 10.0)
-                self._send()
-
-        label = f"{self.server.spec.name}: N={n:,} throughput"
         window = CpuWindow(self.server.pid)
-
-        def status() -> str:
-            return f"{tally.delivered:,} deliveries, {self.seq - first:,} broadcasts"
-
-        async with Progress(label, status):
-            await publish_until(time.monotonic() + warmup)
-            d0, t0 = tally.delivered, time.monotonic()
-            with window:
-                await publish_until(time.monotonic() + seconds)
-                d1, t1 = tally.delivered, time.monotonic()
-            for sub in self.subs:
-                sub.read_batch(1)
-            expected = (self.seq - first) * n
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tally.wait_for(expected), 10.0)
-        for sub in self.subs:
-            sub.drain()
-        measured = d1 - d0
+        phase = await run_phase(
+            self.subs,
+            self._send,
+            self.seq,
+            inflight=inflight,
+            warmup=warmup,
+            seconds=seconds,
+            window=window,
+            label=f"{self.server.spec.name}: N={len(self.subs):,} throughput",
+        )
+        self.seq = phase.end_seq
+        measured = phase.deliveries
         return {
-            "subscribers": n,
+            "subscribers": len(self.subs),
             "inflight": inflight,
-            "broadcasts": self.seq - first,
-            "deliveries_per_s": measured / (t1 - t0),
+            "broadcasts": phase.broadcasts,
+            "deliveries_per_s": phase.per_second,
             "server_us_per_delivery": window.server / measured * 1e6,
             "client_us_per_delivery": window.client / measured * 1e6,
-            "server_cpu_share": window.server / (t1 - t0),
-            "client_cpu_share": window.client / (t1 - t0),
-            "other_cpu_share": window.other / (t1 - t0),
-            **_integrity(trackers, self.seq),
+            "server_cpu_share": window.server / phase.seconds,
+            "client_cpu_share": window.client / phase.seconds,
+            "other_cpu_share": window.other / phase.seconds,
+            **phase.integrity,
         }
 
     async def _latency(self, seconds: float, rate: float) -> dict[str, Any]:
@@ -146,7 +122,8 @@ class FanoutRig:
                     delay = start + i / rate - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    self._send()
+                    self._send(self.seq)
+                    self.seq += 1
                 await _quiet(tally, 0.5, 10.0)
         samples: list[int] = []
         for sub, tracker in zip(self.subs, trackers, strict=True):

@@ -1,7 +1,8 @@
 """Load client connections: a raw WebSocket over an asyncio protocol.
 
 A connection starts in ``FRAMES`` mode (parses frames, queues text messages for
-``recv``). For measurement it switches to ``COUNT`` (sequence markers only), ``RECORD``
+``recv``). For measurement it switches to ``COUNT`` (appends raw bytes to ``rx`` and
+counts them, see :mod:`bench.throughput`), ``RECORD``
 (stores arrival time and raw bytes, parsed after the run) or ``DRAIN`` (discards). In
 ``FRAMES`` mode (and in every mode when ``WsConn.watch_pings`` is set) a JSON
 ``{"type":"ping"}`` from the server is answered with ``{"type":"pong"}``.
@@ -29,6 +30,7 @@ from bench.frames import (
     handshake_request,
     parse_frames,
 )
+from bench.throughput import ByteTally
 
 FRAMES, COUNT, RECORD, DRAIN = range(4)
 
@@ -50,6 +52,8 @@ class WsConn(asyncio.Protocol):
         self.mode = FRAMES
         self.tracker: SeqTracker | None = None
         self.tally: Tally | None = None
+        self.counter = ByteTally()
+        self.rx = bytearray()
         self.chunks: list[tuple[int, bytes]] = []
         self.ping_times: list[int] = []
         self.pongs_sent = 0
@@ -69,8 +73,11 @@ class WsConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         mode = self.mode
         if mode == COUNT:
-            assert self.tracker is not None
-            self.tracker.feed(data)
+            self.rx += data
+            counter = self.counter
+            counter.nbytes += len(data)
+            if counter.nbytes >= counter.wake_at:
+                counter.wake()
         elif mode == RECORD:
             t = time.monotonic_ns()
             self.chunks.append((t, data))
@@ -175,9 +182,10 @@ class WsConn(asyncio.Protocol):
         async with asyncio.timeout(timeout):
             await self.expect("joined")
 
-    def count(self, tracker: SeqTracker) -> None:
-        """Switch to ``COUNT`` mode, accounting markers with ``tracker``."""
-        self.tracker = tracker
+    def count(self, counter: ByteTally) -> None:
+        """Switch to ``COUNT`` mode: keep what arrives in ``rx``, count bytes in ``counter``."""
+        self.counter = counter
+        self.rx = bytearray()
         self.mode = COUNT
         self._flush_to_mode()
 
@@ -192,6 +200,7 @@ class WsConn(asyncio.Protocol):
     def drain(self) -> None:
         """Switch to ``DRAIN`` mode: discard everything but answer pings."""
         self.mode = DRAIN
+        self.rx = bytearray()
         self._buf.clear()
         self._messages.clear()
 

@@ -43,8 +43,13 @@ __all__ = [
 logger = logging.getLogger("lucent_ws.manager")
 
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
-FLUSH_SLICE: Final = 512
-"""Connections written per loop tick; more wait for the next tick."""
+FLUSH_SLICE: Final = 32
+"""Connections written per loop tick; more wait for the next tick.
+
+Small on purpose: between slices the loop reads new messages, and a broadcast read
+while a large room is being written joins the frames still pending for the members
+not yet written, so more frames share each write.
+"""
 HEARTBEAT_TICK: Final = 0.02
 """Seconds between heartbeat slices (at most; a tenth of the interval when shorter)."""
 _HEARTBEAT_FRAME: Final = text_frame(protocol.PING) + PING_FRAME
@@ -202,6 +207,7 @@ class WebSocketManager:
         self._connections: dict[str, Connection] = {}
         self._rooms: dict[str, dict[str, Connection]] = {}
         self._dirty: list[Connection] = []
+        self._written = 0  # how many of _dirty the current flush has written
         self._flush_handle: asyncio.Handle | None = None
         self._heartbeat_config = heartbeat
         self._heartbeat_configured = False
@@ -503,22 +509,23 @@ class WebSocketManager:
 
     def flush(self) -> None:
         """Write every connection's pending frames now, one write per connection."""
-        dirty = self._dirty
-        self._dirty = []
-        self._write_pending(dirty)
+        dirty, start = self._dirty, self._written
+        self._dirty, self._written = [], 0
+        self._write_pending(dirty[start:] if start else dirty)
 
     def _flush_tick(self) -> None:
         # Runs once per loop tick. A slice is bounded so that a broadcast to thousands
         # of connections cannot hold the loop for long; the rest goes out next tick.
         self._flush_handle = None
-        dirty = self._dirty
-        if len(dirty) > FLUSH_SLICE:
-            self._dirty = dirty[FLUSH_SLICE:]
-            dirty = dirty[:FLUSH_SLICE]
+        dirty, start = self._dirty, self._written
+        end = start + FLUSH_SLICE
+        if end < len(dirty):
+            self._written = end  # connections queued meanwhile are appended after `end`
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_tick)
-        else:
-            self._dirty = []
-        self._write_pending(dirty)
+            self._write_pending(dirty[start:end])
+            return
+        self._dirty, self._written = [], 0
+        self._write_pending(dirty[start:] if start else dirty)
 
     def _write_pending(self, dirty: list[Connection]) -> None:
         for conn in dirty:

@@ -320,6 +320,25 @@ async def test_a_large_fanout_is_written_in_slices_across_ticks(
     assert all([m["i"] for m in payloads(t)] == list(range(5)) for _, t in conns)
 
 
+async def test_flush_after_one_slice_writes_each_remaining_connection_once(
+    manager: WebSocketManager,
+) -> None:
+    from lucent_ws.manager import FLUSH_SLICE
+
+    conns = [fake_connect(manager) for _ in range(FLUSH_SLICE * 3)]
+    for conn, _ in conns:
+        manager.join_room(conn.id, "big")
+    manager.flush()
+    manager.broadcast_to_room("big", {"i": 0})
+    await asyncio.sleep(0)
+    assert sum(1 for _, t in conns if payloads(t)) == FLUSH_SLICE
+    manager.flush()
+    manager.broadcast_to_room("big", {"i": 1})
+    for _ in range(4):
+        await asyncio.sleep(0)
+    assert all([m["i"] for m in payloads(t)] == [0, 1] for _, t in conns)
+
+
 async def test_heartbeat_spreads_one_ping_per_connection_over_the_interval() -> None:
     manager = WebSocketManager(heartbeat=None, close_timeout=0.1)
     transports = [fake_connect(manager)[1] for _ in range(1000)]

@@ -7,18 +7,19 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from bench import proc
 from bench.context import Context
-from bench.deliveries import SeqTracker, Tally, broadcast_frame_body
+from bench.deliveries import broadcast_frame_body
 from bench.frames import client_frame
 from bench.progress import Progress
 from bench.results import Result
-from bench.rig import READ_BATCH, ROOM
+from bench.rig import ROOM
 from bench.scenario import Scenario
 from bench.servers import HOST, LUCENT, ServerProcess, free_port
+from bench.throughput import run_phase
 from bench.wsclient import WsConn, connect, connect_many
 
 SUBSCRIBERS = 1000
@@ -71,50 +72,43 @@ async def measure(
     for conn in (*subs, pub):
         conn.drain()
 
-    tally = Tally()
-    trackers = [SeqTracker(0, tally) for _ in subs]
-    for sub, tracker in zip(subs, trackers, strict=True):
-        sub.count(tracker)
-        sub.read_batch(READ_BATCH)
-    seq = 0
-    n = len(subs)
-
-    async def publish_until(deadline: float) -> None:
-        nonlocal seq
-        while time.monotonic() < deadline:
-            need = (seq - INFLIGHT + 1) * n
-            if tally.delivered < need:
-                await asyncio.wait_for(tally.wait_for(need), 10.0)
-            pub.send_raw(client_frame(broadcast_frame_body(ROOM, seq, seq)))
-            seq += 1
-
     def cpu() -> float:
         return sum(proc.cpu_seconds(pid) for pid in pids)
 
-    async with Progress(f"{label}: throughput", lambda: f"{tally.delivered:,} deliveries"):
-        await publish_until(time.monotonic() + 1.0)
-        d0, t0, c0 = tally.delivered, time.monotonic(), cpu()
-        await publish_until(time.monotonic() + seconds)
-        d1, t1, c1 = tally.delivered, time.monotonic(), cpu()
-        for sub in subs:
-            sub.read_batch(1)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(tally.wait_for(seq * n), 10.0)
+    def send(seq: int) -> None:
+        pub.send_raw(client_frame(broadcast_frame_body(ROOM, seq, seq)))
+
+    window = _CpuSum(cpu)
+    phase = await run_phase(
+        subs, send, 0, inflight=INFLIGHT, warmup=1.0, seconds=seconds, window=window,
+        label=f"{label}: throughput",
+    )  # fmt: skip
     for conn in (*subs, pub):
         conn.abort()
-    measured = d1 - d0
     return {
         "nodes": len(nodes),
-        "subscribers": n,
+        "subscribers": len(subs),
         "inflight": INFLIGHT,
-        "broadcasts": seq,
-        "deliveries_per_s": measured / (t1 - t0),
-        "server_us_per_delivery": (c1 - c0) / measured * 1e6,
-        "server_cpu_share": (c1 - c0) / (t1 - t0),
-        "lost": sum(t.lost(seq) for t in trackers),
-        "duplicated": sum(t.duplicated for t in trackers),
-        "reordered": sum(t.reordered for t in trackers),
+        "broadcasts": phase.broadcasts,
+        "deliveries_per_s": phase.per_second,
+        "server_us_per_delivery": window.seconds / phase.deliveries * 1e6,
+        "server_cpu_share": window.seconds / phase.seconds,
+        **phase.integrity,
     }
+
+
+class _CpuSum:
+    """CPU seconds ``cpu()`` advanced by while the context was entered."""
+
+    def __init__(self, cpu: Callable[[], float]) -> None:
+        self.cpu = cpu
+        self.seconds = 0.0
+
+    def __enter__(self) -> None:
+        self.seconds = -self.cpu()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += self.cpu()
 
 
 async def run(ctx: Context) -> Result:
