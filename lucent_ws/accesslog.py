@@ -6,6 +6,8 @@ Query strings may carry credentials (``/ws?token=...``). Use it when embedding:
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -14,6 +16,11 @@ __all__ = ["SafeAccessLogger"]
 
 class SafeAccessLogger(AbstractAccessLogger):
     """Access log lines as ``remote "METHOD /path" status seconds``, without the query."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether lines would be recorded: aiohttp skips formatting them otherwise."""
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         """Log one request."""

@@ -26,3 +26,12 @@ async def test_query_string_never_reaches_the_access_log(
     assert any('"GET /ws" 101' in line for line in lines), lines
     assert any('"GET /nowhere" 404' in line for line in lines), lines
     assert not any("secret" in line for line in lines)
+
+
+def test_lines_are_not_formatted_when_info_is_off() -> None:
+    logger = logging.getLogger("lucent_ws.tests.access")
+    access = SafeAccessLogger(logger, "")
+    logger.setLevel(logging.WARNING)
+    assert not access.enabled
+    logger.setLevel(logging.INFO)
+    assert access.enabled

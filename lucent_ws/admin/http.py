@@ -27,16 +27,22 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON; values JSON cannot express become strings instead of a 500."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
+def encode(value: Any) -> bytes:
+    """Compact UTF-8 JSON; values JSON cannot express become strings instead of a 500."""
+    try:
+        return jsoncodec.dumps(value)
+    except TypeError:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
+        return text.encode("utf-8", "replace")
 
 
 def json_response(
     data: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     """A JSON answer that is never cached."""
-    response = web.json_response(data, status=status, headers=headers, dumps=dumps)
+    response = web.Response(
+        body=encode(data), status=status, headers=headers, content_type="application/json"
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -60,8 +66,8 @@ async def load_body(request: web.Request, schema: Schema) -> dict[str, Any]:
     """Parse the JSON body and validate it; raises :class:`BadRequest` (400 or 422)."""
     raw = await request.read()
     try:
-        data = jsoncodec.std_loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        data = jsoncodec.loads(raw)
+    except (ValueError, RecursionError) as exc:
         message = "Body is not valid JSON" if raw else "Body is empty; JSON expected"
         if isinstance(exc, json.JSONDecodeError):
             message = f"Body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
