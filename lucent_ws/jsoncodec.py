@@ -10,7 +10,9 @@ not JSON-serialisable (or nested too deeply, or a string with a lone surrogate);
 
 Differences outside JSON values: orjson also encodes ``datetime``, ``UUID``,
 dataclasses and enums, which the stdlib refuses (convert them yourself to stay
-portable), and decodes integers beyond 64 bits as floats.
+portable), decodes integers beyond 64 bits as floats, and refuses a lone surrogate
+escape (``"\\ud800"``) as invalid JSON where the stdlib reads it into a string that
+``dumps`` then refuses.
 """
 
 from __future__ import annotations

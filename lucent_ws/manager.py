@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NotRequired, Protocol, TypedDict
 
 from . import jsoncodec, protocol
@@ -117,7 +117,6 @@ class Connection:
         "_close",
         "_max_buffer",
         "_pending",
-        "_pending_size",
         "_transport",
         "closed",
         "connected_at",
@@ -149,11 +148,10 @@ class Connection:
         self._transport = transport
         self._close = close
         self._max_buffer = max_buffer
-        # One frame as bytes, several as a list: most ticks queue a single frame per
-        # connection, and bytes are not tracked by the garbage collector (a list per
-        # recipient per broadcast made full collections frequent and long).
-        self._pending: bytes | list[bytes] | None = None
-        self._pending_size = 0
+        # Frames queued since the last write. One list for the connection's lifetime,
+        # emptied after each write: a new list per recipient per broadcast made full
+        # garbage collections frequent and long.
+        self._pending: list[bytes] = []
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} rooms={len(self.rooms)} closed={self.closed}>"
@@ -208,6 +206,7 @@ class WebSocketManager:
         self._rooms: dict[str, dict[str, Connection]] = {}
         self._dirty: list[Connection] = []
         self._written = 0  # how many of _dirty the current flush has written
+        self._min_buffer = 1 << 62  # the smallest outbound limit of any connection so far
         self._flush_handle: asyncio.Handle | None = None
         self._heartbeat_config = heartbeat
         self._heartbeat_configured = False
@@ -254,6 +253,7 @@ class WebSocketManager:
         Starts the heartbeat if it is configured and not running yet.
         """
         conn_id = str(uuid.uuid4())
+        self._min_buffer = min(self._min_buffer, max_outbound_buffer)
         conn = Connection(
             conn_id,
             transport,
@@ -289,8 +289,7 @@ class WebSocketManager:
                     del self._rooms[room]
         conn.rooms.clear()
         conn.meta.clear()
-        conn._pending = None
-        conn._pending_size = 0
+        conn._pending.clear()
         if self._broker is not None:
             self._broker.connection_changed(conn_id)
         return True
@@ -438,63 +437,59 @@ class WebSocketManager:
         members = self._rooms.get(room)
         if not members:
             return 0
-        return self._fanout(members.values(), text_frame(data), _as_set(exclude))
+        return self._fanout(members.values(), text_frame(data), _present(members, exclude))
 
     def deliver_to_all(self, data: bytes, exclude: Iterable[str] = ()) -> int:
         """Fan encoded JSON out to every connection on this node only."""
         if not self._connections:
             return 0
-        return self._fanout(self._connections.values(), text_frame(data), _as_set(exclude))
+        connections = self._connections
+        return self._fanout(connections.values(), text_frame(data), _present(connections, exclude))
 
-    def _fanout(self, targets: Iterable[Connection], frame: bytes, exclude: frozenset[str]) -> int:
-        # The hot loop: no calls, no awaits, no allocation for a connection's first frame.
-        size = len(frame)
+    def _fanout(
+        self, targets: Collection[Connection], frame: bytes, excluded: list[Connection]
+    ) -> int:
+        # The hot loop: per recipient one append and one length check, no allocation.
+        # Excluded targets get the frame too and lose it right after the loop, which
+        # keeps the membership test out of the loop.
         dirty = self._dirty
-        overflowing: list[Connection] | None = None
-        count = 0
+        limit = self._min_buffer // len(frame)  # more frames than this may overflow
+        suspects: list[Connection] | None = None
         for conn in targets:
-            if exclude and conn.id in exclude:
-                continue
             pending = conn._pending
-            count += 1
-            if pending is None:
-                conn._pending = frame
-                conn._pending_size = size
+            if not pending:
                 dirty.append(conn)
-                continue
-            if isinstance(pending, list):
-                pending.append(frame)
-            else:
-                conn._pending = [pending, frame]
-            conn._pending_size += size
-            if conn._pending_size > conn._max_buffer:
-                # A burst queued in one tick: more than the peer may have outstanding.
-                overflowing = overflowing or []
-                overflowing.append(conn)
-        if overflowing:
-            for conn in overflowing:
-                self._evict_slow(conn)
+            pending.append(frame)
+            if len(pending) > limit:
+                suspects = suspects or []
+                suspects.append(conn)
+        for conn in excluded:
+            conn._pending.pop()
+        count = len(targets) - len(excluded)
+        if suspects:
+            for conn in suspects:
+                self._check_burst(conn)
         if count:
             self._schedule_flush()
             counters = self.counters
             counters.messages_out += count
-            counters.bytes_out += count * size
+            counters.bytes_out += count * len(frame)
         return count
 
     def _queue(self, conn: Connection, frame: bytes) -> None:
         pending = conn._pending
-        if pending is None:
-            conn._pending = frame
-            conn._pending_size = len(frame)
+        pending.append(frame)
+        if len(pending) == 1:
             self._dirty.append(conn)
             self._schedule_flush()
-            return
-        if isinstance(pending, list):
-            pending.append(frame)
-        else:
-            conn._pending = [pending, frame]
-        conn._pending_size += len(frame)
-        if conn._pending_size > conn._max_buffer:
+        elif len(pending) > self._min_buffer // len(frame):
+            self._check_burst(conn)
+
+    def _check_burst(self, conn: Connection) -> None:
+        # A burst queued within one tick: more than the peer may have outstanding. A
+        # single frame is always written; the write buffer's size decides after it.
+        pending = conn._pending
+        if len(pending) > 1 and not conn.closed and sum(map(len, pending)) > conn._max_buffer:
             self._evict_slow(conn)
 
     def _schedule_flush(self) -> None:
@@ -530,15 +525,19 @@ class WebSocketManager:
     def _write_pending(self, dirty: list[Connection]) -> None:
         for conn in dirty:
             pending = conn._pending
-            conn._pending = None
-            conn._pending_size = 0
-            if pending is None or conn.closed:
+            if not pending or conn.closed:
                 continue
+            several = len(pending) > 1
+            data = b"".join(pending) if several else pending[0]
+            pending.clear()
             transport = conn._transport
             if transport.is_closing():
                 continue  # the peer is gone; its handler is about to remove it
+            if several and len(data) > conn._max_buffer:
+                self._evict_slow(conn)  # a burst of frames of several sizes
+                continue
             try:
-                transport.write(pending if isinstance(pending, bytes) else b"".join(pending))
+                transport.write(data)
             except (ConnectionError, RuntimeError):
                 continue
             if transport.get_write_buffer_size() > conn._max_buffer:
@@ -621,10 +620,10 @@ class WebSocketManager:
         conn = self._connections.get(conn_id)
         if conn is None:
             return False
-        pending = conn._pending
+        pending = b"".join(conn._pending)
         self.remove(conn_id)
-        if pending is not None and not discard:
-            self._write(conn, pending if isinstance(pending, bytes) else b"".join(pending))
+        if pending and not discard:
+            self._write(conn, pending)
         self.counters.evictions[reason] = self.counters.evictions.get(reason, 0) + 1
         logger.info("evicting connection %s (%s, close code %d)", conn_id, reason, code)
         self._spawn_close(conn, code, message)
@@ -760,7 +759,7 @@ class WebSocketManager:
             position += 1
             due = [conn for conn in sweep[first : first + per_tick] if not conn.closed]
             if due:
-                self._fanout(due, _HEARTBEAT_FRAME, _NO_EXCLUDE)
+                self._fanout(due, _HEARTBEAT_FRAME, [])
                 awaiting.append((now, due))
 
     # --- stats ---------------------------------------------------------------------
@@ -807,6 +806,13 @@ class WebSocketManager:
             "handshakeRefusals": dict(counters.handshake_refusals),
             "uptime": round(self._clock() - self._started, 3),
         }
+
+
+def _present(members: Mapping[str, Connection], exclude: Iterable[str]) -> list[Connection]:
+    """The connections of ``members`` that ``exclude`` names, each once."""
+    if not exclude:
+        return []
+    return [members[conn_id] for conn_id in set(exclude) if conn_id in members]
 
 
 def _as_set(exclude: Iterable[str]) -> frozenset[str]:

@@ -371,3 +371,41 @@ async def test_a_synchronous_burst_over_the_buffer_limit_evicts_before_any_write
     await wait_until(lambda: transport.close_codes)
     assert transport.close_codes == [CloseCode.TRY_AGAIN_LATER]
     assert payloads(transport) == []  # its queued output was discarded
+
+
+async def test_a_burst_of_mixed_sizes_over_the_limit_is_never_written(
+    manager: WebSocketManager,
+) -> None:
+    conn, transport = fake_connect(manager, max_outbound_buffer=50_000)
+    other, other_transport = fake_connect(manager, max_outbound_buffer=50_000)
+    for c in (conn, other):
+        manager.join_room(c.id, "r")
+    manager.flush()
+    manager.send_to(conn.id, {"big": "x" * 45_000})  # one frame under the limit
+    for i in range(1000):  # small frames: their count alone suggests no burst
+        manager.broadcast_to_room("r", {"i": i})
+    await wait_until(lambda: transport.close_codes)
+    assert transport.close_codes == [CloseCode.TRY_AGAIN_LATER]
+    assert payloads(transport) == []  # neither the big frame nor the small ones
+    assert [m["i"] for m in payloads(other_transport)] == list(range(1000))
+
+
+async def test_a_single_frame_over_the_limit_is_written(manager: WebSocketManager) -> None:
+    conn, transport = fake_connect(manager, max_outbound_buffer=1_000)
+    manager.flush()
+    assert manager.send_to(conn.id, {"big": "x" * 5_000})
+    await asyncio.sleep(0)
+    assert payloads(transport) == [{"big": "x" * 5_000}]
+    assert manager.get_connection(conn.id) is conn  # the socket took it all
+
+
+def test_an_id_excluded_twice_is_skipped_once(manager: WebSocketManager) -> None:
+    (a, ta), (b, tb), (c, tc) = (fake_connect(manager) for _ in range(3))
+    for conn in (a, b, c):
+        manager.join_room(conn.id, "r")
+    assert manager.broadcast_to_room("r", {"n": 1}, exclude=[a.id, a.id, "nobody"]) == 2
+    assert manager.broadcast_all({"n": 2}, exclude=(b.id, b.id)) == 2
+    manager.flush()
+    assert payloads(ta) == [{"n": 2}]
+    assert payloads(tb) == [{"n": 1}]
+    assert payloads(tc) == [{"n": 1}, {"n": 2}]
