@@ -140,7 +140,10 @@ async def test_slow_consumers_are_evicted_and_nobody_else_suffers(aiohttp_server
         p99_clean, p99_faulty = percentile(clean, 0.99), percentile(faulty, 0.99)
         calls = clean_wall + faulty_wall
         worst_call, worst_cpu = max(calls), max(clean_cpu + faulty_cpu)
-        assert p99_faulty <= 1.5 * p99_clean, (p99_clean, p99_faulty)
+        # The clients share this process: one pause of the machine or one full garbage
+        # collection adds about 10 ms to a p99 of a few ms. A stalled peer that held the
+        # others up would add seconds.
+        assert p99_faulty <= max(1.5 * p99_clean, p99_clean + 0.015), (p99_clean, p99_faulty)
         # CPU time: a wall-clock outlier here is the OS scheduling another process.
         assert worst_cpu < 0.005, (worst_cpu, worst_call)
         assert rss_after - rss_before < 64 * 1024 * 1024, rss_after - rss_before
