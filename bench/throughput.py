@@ -26,35 +26,43 @@ if TYPE_CHECKING:
     from bench.wsclient import WsConn
 
 READ_BATCH = 2 * 150  # bytes: wake a subscriber for two messages or more
-_NEVER = 1 << 62
+NEVER = 1 << 62  # a byte count no buffer reaches
 
 
 class ByteTally:
-    """Bytes read by all subscribers of a phase, and a waiter woken at a threshold."""
+    """Bytes read by all subscribers of a phase, and a waiter for the ones lagging behind.
+
+    A subscriber lags while its buffer is shorter than its ``wake_rx``; when the last
+    lagging subscriber catches up, the waiter is woken.
+    """
 
     def __init__(self) -> None:
         self.nbytes = 0
-        self.wake_at = _NEVER
+        self.lagging = 0
         self._waiter: asyncio.Future[None] | None = None
 
-    def wake(self) -> None:
-        """Wake the waiter (called by a subscriber once ``nbytes`` reaches ``wake_at``)."""
-        self.wake_at = _NEVER
+    def caught_up(self) -> None:
+        """Called by a subscriber whose buffer reached its ``wake_rx``."""
+        self.lagging -= 1
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if self.lagging <= 0 and waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait_for(self, nbytes: int) -> None:
-        """Return once ``nbytes`` bytes have been read in all."""
-        if self.nbytes >= nbytes:
+    async def wait_every(self, subs: Sequence[WsConn], nbytes: int) -> None:
+        """Return once every subscriber has read ``nbytes`` bytes."""
+        lagging = [sub for sub in subs if len(sub.rx) < nbytes]
+        if not lagging:
             return
+        self.lagging = len(lagging)
         self._waiter = asyncio.get_running_loop().create_future()
-        self.wake_at = nbytes
+        for sub in lagging:
+            sub.wake_rx = nbytes
         try:
             await self._waiter
         finally:
             self._waiter = None
-            self.wake_at = _NEVER
+            for sub in lagging:
+                sub.wake_rx = NEVER
 
 
 @dataclass
@@ -88,29 +96,30 @@ async def run_phase(
     """Keep ``inflight`` broadcasts undelivered for ``warmup`` + ``seconds``.
 
     ``send(seq)`` publishes broadcast ``seq``; a broadcast is in flight until every
-    subscriber has read it. ``window`` (a CPU window, say) is entered around the
-    measured part only. Afterwards every delivery since ``first`` is accounted for.
+    subscriber has read it (checked per subscriber, not as a total). ``window`` (a CPU
+    window, say) is entered around the measured part only. Afterwards every delivery
+    since ``first`` is accounted for.
     """
     tally = ByteTally()
     for sub in subs:
         sub.count(tally)
         sub.read_batch(READ_BATCH)
-    n = len(subs)
     seq = first
     frame_len = 0
 
     async def wait_delivered(count: int) -> None:
+        # Every subscriber has read the first ``count`` broadcasts of the phase.
         nonlocal frame_len
         if not frame_len:
             frame_len = await asyncio.wait_for(_first_frame_len(subs), 10.0)
-        await asyncio.wait_for(tally.wait_for(count * frame_len), 10.0)
+        await asyncio.wait_for(tally.wait_every(subs, count * frame_len), 10.0)
 
     async def publish_until(deadline: float) -> None:
         nonlocal seq
         while time.monotonic() < deadline:
-            need = (seq - first - inflight + 1) * n
-            if need > 0:
-                await wait_delivered(need)
+            oldest = seq - first - inflight + 1  # must be read everywhere before sending
+            if oldest > 0:
+                await wait_delivered(oldest)
             send(seq)
             seq += 1
 
@@ -126,7 +135,7 @@ async def run_phase(
         for sub in subs:
             sub.read_batch(1)
         with contextlib.suppress(TimeoutError):
-            await wait_delivered((seq - first) * n)
+            await wait_delivered(seq - first)
     return Phase(
         deliveries=(b1 - b0) // frame_len,
         seconds=t1 - t0,

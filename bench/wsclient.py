@@ -30,7 +30,7 @@ from bench.frames import (
     handshake_request,
     parse_frames,
 )
-from bench.throughput import ByteTally
+from bench.throughput import NEVER, ByteTally
 
 FRAMES, COUNT, RECORD, DRAIN = range(4)
 
@@ -54,6 +54,7 @@ class WsConn(asyncio.Protocol):
         self.tally: Tally | None = None
         self.counter = ByteTally()
         self.rx = bytearray()
+        self.wake_rx = NEVER  # tell ``counter`` once ``rx`` holds this many bytes
         self.chunks: list[tuple[int, bytes]] = []
         self.ping_times: list[int] = []
         self.pongs_sent = 0
@@ -74,10 +75,10 @@ class WsConn(asyncio.Protocol):
         mode = self.mode
         if mode == COUNT:
             self.rx += data
-            counter = self.counter
-            counter.nbytes += len(data)
-            if counter.nbytes >= counter.wake_at:
-                counter.wake()
+            self.counter.nbytes += len(data)
+            if len(self.rx) >= self.wake_rx:
+                self.wake_rx = NEVER
+                self.counter.caught_up()
         elif mode == RECORD:
             t = time.monotonic_ns()
             self.chunks.append((t, data))
@@ -186,6 +187,7 @@ class WsConn(asyncio.Protocol):
         """Switch to ``COUNT`` mode: keep what arrives in ``rx``, count bytes in ``counter``."""
         self.counter = counter
         self.rx = bytearray()
+        self.wake_rx = NEVER
         self.mode = COUNT
         self._flush_to_mode()
 
