@@ -1,10 +1,11 @@
 """Throughput phases: broadcasts kept in flight, deliveries counted by bytes, checked after.
 
-While a phase runs, a subscriber only appends what it reads to its own buffer and adds
-the byte count to a shared :class:`ByteTally` (no frame or JSON parsing, no per-message
-Python work), so the load client stays cheaper per delivery than the server. Every
-delivered frame of a phase has the same length (fixed-width markers, one publisher), so
-bytes divided by that length is the delivery count. After the phase each buffer is
+While a phase runs, a subscriber only appends what it reads to its own buffer (no frame
+or JSON parsing, no per-message Python work), so the load client stays cheaper per
+delivery than the server. Every delivered frame of a phase has the same length
+(fixed-width markers, one publisher), so a buffer's length divided by that length is
+the number of deliveries it holds; the publisher waits until every buffer holds the
+oldest broadcast still in flight. After the phase each buffer is
 scanned for sequence markers and lost, duplicated and reordered deliveries are counted
 exactly, outside the measured window.
 """
@@ -30,14 +31,13 @@ NEVER = 1 << 62  # a byte count no buffer reaches
 
 
 class ByteTally:
-    """Bytes read by all subscribers of a phase, and a waiter for the ones lagging behind.
+    """A waiter for the subscribers of a phase that lag behind.
 
     A subscriber lags while its buffer is shorter than its ``wake_rx``; when the last
     lagging subscriber catches up, the waiter is woken.
     """
 
     def __init__(self) -> None:
-        self.nbytes = 0
         self.lagging = 0
         self._waiter: asyncio.Future[None] | None = None
 
@@ -50,6 +50,8 @@ class ByteTally:
 
     async def wait_every(self, subs: Sequence[WsConn], nbytes: int) -> None:
         """Return once every subscriber has read ``nbytes`` bytes."""
+        if min(map(len, (sub.rx for sub in subs))) >= nbytes:
+            return
         lagging = [sub for sub in subs if len(sub.rx) < nbytes]
         if not lagging:
             return
@@ -123,15 +125,18 @@ async def run_phase(
             send(seq)
             seq += 1
 
+    def received() -> int:
+        return sum(len(sub.rx) for sub in subs)
+
     def status() -> str:
-        return f"{tally.nbytes // max(frame_len, 1):,} deliveries, {seq - first:,} broadcasts"
+        return f"{received() // max(frame_len, 1):,} deliveries, {seq - first:,} broadcasts"
 
     async with Progress(label, status):
         await publish_until(time.monotonic() + warmup)
-        b0, t0 = tally.nbytes, time.monotonic()
+        b0, t0 = received(), time.monotonic()
         with window:
             await publish_until(time.monotonic() + seconds)
-            b1, t1 = tally.nbytes, time.monotonic()
+            b1, t1 = received(), time.monotonic()
         for sub in subs:
             sub.read_batch(1)
         with contextlib.suppress(TimeoutError):

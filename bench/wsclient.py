@@ -75,7 +75,6 @@ class WsConn(asyncio.Protocol):
         mode = self.mode
         if mode == COUNT:
             self.rx += data
-            self.counter.nbytes += len(data)
             if len(self.rx) >= self.wake_rx:
                 self.wake_rx = NEVER
                 self.counter.caught_up()
