@@ -1,11 +1,11 @@
 """Throughput phases: broadcasts kept in flight, deliveries counted by bytes, checked after.
 
-While a phase runs, a subscriber only appends what it reads to its own buffer (no frame
-or JSON parsing, no per-message Python work), so the load client stays cheaper per
-delivery than the server. Every delivered frame of a phase has the same length
-(fixed-width markers, one publisher), so a buffer's length divided by that length is
-the number of deliveries it holds; the publisher waits until every buffer holds the
-oldest broadcast still in flight. After the phase each buffer is
+While a phase runs, a subscriber only keeps the chunks it reads and adds up their bytes
+(no copying, no frame or JSON parsing, no per-message Python work), so the load client
+stays cheap per delivery. Every delivered frame of a phase has the same length
+(fixed-width markers, one publisher), so a subscriber's byte count divided by that
+length is the number of deliveries it has read; the publisher waits until every
+subscriber has read the oldest broadcast still in flight. After the phase each buffer is
 scanned for sequence markers and lost, duplicated and reordered deliveries are counted
 exactly, outside the measured window.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -27,13 +28,14 @@ if TYPE_CHECKING:
     from bench.wsclient import WsConn
 
 READ_BATCH = 2 * 150  # bytes: wake a subscriber for two messages or more
-NEVER = 1 << 62  # a byte count no buffer reaches
+NEVER = 1 << 62  # a byte count no subscriber reaches
+_NRX = operator.attrgetter("nrx")
 
 
 class ByteTally:
     """A waiter for the subscribers of a phase that lag behind.
 
-    A subscriber lags while its buffer is shorter than its ``wake_rx``; when the last
+    A subscriber lags while its byte count ``nrx`` is below its ``wake_rx``; when the last
     lagging subscriber catches up, the waiter is woken.
     """
 
@@ -42,7 +44,7 @@ class ByteTally:
         self._waiter: asyncio.Future[None] | None = None
 
     def caught_up(self) -> None:
-        """Called by a subscriber whose buffer reached its ``wake_rx``."""
+        """Called by a subscriber whose byte count reached its ``wake_rx``."""
         self.lagging -= 1
         waiter = self._waiter
         if self.lagging <= 0 and waiter is not None and not waiter.done():
@@ -50,9 +52,9 @@ class ByteTally:
 
     async def wait_every(self, subs: Sequence[WsConn], nbytes: int) -> None:
         """Return once every subscriber has read ``nbytes`` bytes."""
-        if min(map(len, (sub.rx for sub in subs))) >= nbytes:
+        if min(map(_NRX, subs)) >= nbytes:
             return
-        lagging = [sub for sub in subs if len(sub.rx) < nbytes]
+        lagging = [sub for sub in subs if sub.nrx < nbytes]
         if not lagging:
             return
         self.lagging = len(lagging)
@@ -126,7 +128,7 @@ async def run_phase(
             seq += 1
 
     def received() -> int:
-        return sum(len(sub.rx) for sub in subs)
+        return sum(map(_NRX, subs))
 
     def status() -> str:
         return f"{received() // max(frame_len, 1):,} deliveries, {seq - first:,} broadcasts"
@@ -155,7 +157,7 @@ async def _first_frame_len(subs: Sequence[WsConn]) -> int:
     """The length of the first complete frame any subscriber has read (server frames)."""
     while True:
         for sub in subs:
-            length = frame_length(sub.rx)
+            length = frame_length(b"".join(sub.rx[:8]))
             if length:
                 return length
         await asyncio.sleep(0.001)
@@ -186,13 +188,13 @@ def account(subs: Sequence[WsConn], first: int, end: int, frame_len: int) -> dic
     totals = {"received": 0, "lost": 0, "duplicated": 0, "reordered": 0, "stray_bytes": 0}
     for sub in subs:
         tracker = SeqTracker(first, Tally())
-        seqs, _ = scan(bytes(sub.rx))
+        seqs, _ = scan(b"".join(sub.rx))
         if seqs:
             tracker.account(seqs)
         totals["received"] += tracker.received
         totals["lost"] += tracker.lost(end)
         totals["duplicated"] += tracker.duplicated
         totals["reordered"] += tracker.reordered
-        totals["stray_bytes"] += len(sub.rx) - tracker.received * frame_len
+        totals["stray_bytes"] += sub.nrx - tracker.received * frame_len
         sub.drain()
     return totals

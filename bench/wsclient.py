@@ -1,8 +1,8 @@
 """Load client connections: a raw WebSocket over an asyncio protocol.
 
 A connection starts in ``FRAMES`` mode (parses frames, queues text messages for
-``recv``). For measurement it switches to ``COUNT`` (appends raw bytes to ``rx`` and
-counts them, see :mod:`bench.throughput`), ``RECORD``
+``recv``). For measurement it switches to ``COUNT`` (keeps the raw chunks in ``rx`` and
+counts their bytes in ``nrx``, see :mod:`bench.throughput`), ``RECORD``
 (stores arrival time and raw bytes, parsed after the run) or ``DRAIN`` (discards). In
 ``FRAMES`` mode (and in every mode when ``WsConn.watch_pings`` is set) a JSON
 ``{"type":"ping"}`` from the server is answered with ``{"type":"pong"}``.
@@ -53,8 +53,9 @@ class WsConn(asyncio.Protocol):
         self.tracker: SeqTracker | None = None
         self.tally: Tally | None = None
         self.counter = ByteTally()
-        self.rx = bytearray()
-        self.wake_rx = NEVER  # tell ``counter`` once ``rx`` holds this many bytes
+        self.rx: list[bytes] = []
+        self.nrx = 0
+        self.wake_rx = NEVER  # tell ``counter`` once ``nrx`` reaches this
         self.chunks: list[tuple[int, bytes]] = []
         self.ping_times: list[int] = []
         self.pongs_sent = 0
@@ -74,8 +75,9 @@ class WsConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         mode = self.mode
         if mode == COUNT:
-            self.rx += data
-            if len(self.rx) >= self.wake_rx:
+            self.rx.append(data)
+            self.nrx += len(data)
+            if self.nrx >= self.wake_rx:
                 self.wake_rx = NEVER
                 self.counter.caught_up()
         elif mode == RECORD:
@@ -183,9 +185,10 @@ class WsConn(asyncio.Protocol):
             await self.expect("joined")
 
     def count(self, counter: ByteTally) -> None:
-        """Switch to ``COUNT`` mode: keep what arrives in ``rx``, count bytes in ``counter``."""
+        """Switch to ``COUNT`` mode: keep what arrives in ``rx``; ``counter`` waits on it."""
         self.counter = counter
-        self.rx = bytearray()
+        self.rx = []
+        self.nrx = 0
         self.wake_rx = NEVER
         self.mode = COUNT
         self._flush_to_mode()
@@ -201,7 +204,8 @@ class WsConn(asyncio.Protocol):
     def drain(self) -> None:
         """Switch to ``DRAIN`` mode: discard everything but answer pings."""
         self.mode = DRAIN
-        self.rx = bytearray()
+        self.rx = []
+        self.nrx = 0
         self._buf.clear()
         self._messages.clear()
 
