@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import operator
 import time
 from collections.abc import Callable, Sequence
@@ -52,9 +53,10 @@ class ByteTally:
 
     async def wait_every(self, subs: Sequence[WsConn], nbytes: int) -> None:
         """Return once every subscriber has read ``nbytes`` bytes."""
-        if min(map(_NRX, subs)) >= nbytes:
-            return
-        lagging = [sub for sub in subs if sub.nrx < nbytes]
+        # C-level passes: this runs once per broadcast over every subscriber.
+        lagging = list(
+            itertools.compress(subs, map(operator.gt, itertools.repeat(nbytes), map(_NRX, subs)))
+        )
         if not lagging:
             return
         self.lagging = len(lagging)
