@@ -22,7 +22,9 @@ async def run(ctx: Context) -> Result:
             result.commands[spec.name] = server.argv
             rig = FanoutRig(server)
             await rig.grow(SUBSCRIBERS)
-            result.figures[spec.name] = await rig.throughput(ctx.seconds(8), INFLIGHT, warmup=WARMUP)
+            result.figures[spec.name] = await rig.throughput(
+                ctx.seconds(8), INFLIGHT, warmup=WARMUP
+            )
             rig.close()
     lucent, naive = result.figures.get(LUCENT.name), result.figures.get(NAIVE.name)
     if lucent:
