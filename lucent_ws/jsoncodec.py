@@ -6,7 +6,9 @@ strings, integers of any size, and non-finite floats (NaN, ±Infinity, which
 JSON cannot express) written as ``null``; float spelling may differ
 (``1e-07`` or ``1e-7``). ``dumps`` raises :class:`TypeError` for a value that is
 not JSON-serialisable (or nested too deeply, or a string with a lone surrogate);
-``loads`` raises :class:`ValueError` for invalid JSON.
+``loads`` raises :class:`ValueError` for invalid JSON. ``dumps(value, default)`` calls
+``default`` for what it cannot encode, like :func:`json.dumps` (orjson only for the
+types it does not encode itself).
 
 Differences outside JSON values: orjson also encodes ``datetime``, ``UUID``,
 dataclasses and enums, which the stdlib refuses (convert them yourself to stay
@@ -20,9 +22,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["BACKEND", "dumps", "loads", "std_dumps", "std_loads"]
+__all__ = ["BACKEND", "Default", "Dumps", "dumps", "loads", "std_dumps", "std_loads"]
+
+Default = Callable[[Any], Any]
+"""Converts a value JSON cannot express into one it can (``default`` of ``dumps``)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -40,15 +45,19 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def std_dumps(value: Any) -> bytes:
-    """Encode with the standard library."""
+def std_dumps(value: Any, default: Default | None = None) -> bytes:
+    """Encode with the standard library (``default`` as in :func:`json.dumps`)."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default
+        )
     except ValueError as exc:
         if "Circular" in str(exc):
             raise TypeError(str(exc)) from exc
         try:
-            text = json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(
+                _finite(value), separators=(",", ":"), ensure_ascii=False, default=default
+            )
         except RecursionError:
             raise TypeError("value is nested too deeply") from None
     except RecursionError:
@@ -64,7 +73,13 @@ def std_loads(data: str | bytes) -> Any:
     return json.loads(data, parse_constant=_reject_constant)
 
 
-dumps: Callable[[Any], bytes]
+class Dumps(Protocol):
+    """The signature of :data:`dumps`."""
+
+    def __call__(self, value: Any, default: Default | None = None) -> bytes: ...
+
+
+dumps: Dumps
 loads: Callable[[str | bytes], Any]
 
 try:
@@ -77,13 +92,13 @@ else:
     BACKEND = "orjson"
     _OPTIONS = orjson.OPT_NON_STR_KEYS
 
-    def _orjson_dumps(value: Any) -> bytes:
+    def _orjson_dumps(value: Any, default: Default | None = None) -> bytes:
         try:
-            return orjson.dumps(value, option=_OPTIONS)
+            return orjson.dumps(value, default=default, option=_OPTIONS)
         except orjson.JSONEncodeError:
             # Integers beyond 64 bits and similar corner cases: the stdlib agrees on
             # the output and raises TypeError for what is truly not serialisable.
-            return std_dumps(value)
+            return std_dumps(value, default)
 
     dumps = _orjson_dumps
     loads = orjson.loads

@@ -7,15 +7,17 @@ gracefully. Everything else (host code, hooks, the admin API) uses the public
 methods, which mirror the Lucent ``wsManager`` in snake_case.
 
 Outbound path: a payload is encoded once and framed once per broadcast; each
-recipient gets a reference to the same frame appended to its pending list, and
-one loop callback per tick writes every connection's pending frames with a
-single ``transport.write``. Nothing awaits a peer. A peer whose unsent bytes
+recipient gets a reference to the same frame appended to its pending list, and a
+loop callback writes each connection's pending frames with a single
+``transport.write``, at most ``FLUSH_SLICE`` connections per tick. Nothing awaits a
+peer. A peer whose unsent bytes
 exceed its buffer limit is evicted (close code 1013).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -43,6 +45,7 @@ __all__ = [
 logger = logging.getLogger("lucent_ws.manager")
 
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
+_NO_LIMIT: Final = 1 << 62
 FLUSH_SLICE: Final = 32
 """Connections written per loop tick; more wait for the next tick.
 
@@ -117,6 +120,8 @@ class Connection:
         "_close",
         "_max_buffer",
         "_pending",
+        "_summed",
+        "_summed_bytes",
         "_transport",
         "closed",
         "connected_at",
@@ -152,6 +157,9 @@ class Connection:
         # emptied after each write: a new list per recipient per broadcast made full
         # garbage collections frequent and long.
         self._pending: list[bytes] = []
+        # How many of the pending frames a burst check has added up, and their bytes.
+        self._summed = 0
+        self._summed_bytes = 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} rooms={len(self.rooms)} closed={self.closed}>"
@@ -204,9 +212,9 @@ class WebSocketManager:
     ) -> None:
         self._connections: dict[str, Connection] = {}
         self._rooms: dict[str, dict[str, Connection]] = {}
-        self._dirty: list[Connection] = []
-        self._written = 0  # how many of _dirty the current flush has written
-        self._min_buffer = 1 << 62  # the smallest outbound limit of any connection so far
+        self._dirty: deque[Connection] = deque()
+        self._buffer_limits: dict[int, int] = {}  # outbound limit -> live connections
+        self._min_buffer = _NO_LIMIT  # the smallest outbound limit of a live connection
         self._flush_handle: asyncio.Handle | None = None
         self._heartbeat_config = heartbeat
         self._heartbeat_configured = False
@@ -253,7 +261,7 @@ class WebSocketManager:
         Starts the heartbeat if it is configured and not running yet.
         """
         conn_id = str(uuid.uuid4())
-        self._min_buffer = min(self._min_buffer, max_outbound_buffer)
+        self._count_limit(max_outbound_buffer, 1)
         conn = Connection(
             conn_id,
             transport,
@@ -290,9 +298,20 @@ class WebSocketManager:
         conn.rooms.clear()
         conn.meta.clear()
         conn._pending.clear()
+        conn._summed = conn._summed_bytes = 0
+        self._count_limit(conn._max_buffer, -1)
         if self._broker is not None:
             self._broker.connection_changed(conn_id)
         return True
+
+    def _count_limit(self, limit: int, delta: int) -> None:
+        limits = self._buffer_limits
+        count = limits.get(limit, 0) + delta
+        if count:
+            limits[limit] = count
+        else:
+            del limits[limit]
+        self._min_buffer = min(limits, default=_NO_LIMIT)
 
     def get_connection(self, conn_id: str) -> Connection | None:
         """The live connection with this id, or None."""
@@ -449,7 +468,8 @@ class WebSocketManager:
     def _fanout(
         self, targets: Collection[Connection], frame: bytes, excluded: list[Connection]
     ) -> int:
-        # The hot loop: per recipient one append and one length check, no allocation.
+        # The hot loop: per recipient one append and one length check; nothing is
+        # allocated per recipient unless the frame could overflow the smallest limit.
         # Excluded targets get the frame too and lose it right after the loop, which
         # keeps the membership test out of the loop.
         dirty = self._dirty
@@ -469,8 +489,9 @@ class WebSocketManager:
         if suspects:
             for conn in suspects:
                 self._check_burst(conn)
-        if count:
+        if dirty:
             self._schedule_flush()
+        if count:
             counters = self.counters
             counters.messages_out += count
             counters.bytes_out += count * len(frame)
@@ -482,14 +503,20 @@ class WebSocketManager:
         if len(pending) == 1:
             self._dirty.append(conn)
             self._schedule_flush()
-        elif len(pending) > self._min_buffer // len(frame):
+        else:
             self._check_burst(conn)
 
     def _check_burst(self, conn: Connection) -> None:
-        # A burst queued within one tick: more than the peer may have outstanding. A
-        # single frame is always written; the write buffer's size decides after it.
+        # More queued since the last write than the peer may have outstanding. A single
+        # frame is always written; the write buffer's size decides after it. Only the
+        # frames added since the previous check are summed.
         pending = conn._pending
-        if len(pending) > 1 and not conn.closed and sum(map(len, pending)) > conn._max_buffer:
+        summed = conn._summed if conn._summed <= len(pending) else 0
+        total = (conn._summed_bytes if summed else 0) + sum(
+            map(len, itertools.islice(pending, summed, None))
+        )
+        conn._summed, conn._summed_bytes = len(pending), total
+        if len(pending) > 1 and not conn.closed and total > conn._max_buffer:
             self._evict_slow(conn)
 
     def _schedule_flush(self) -> None:
@@ -504,25 +531,25 @@ class WebSocketManager:
 
     def flush(self) -> None:
         """Write every connection's pending frames now, one write per connection."""
-        dirty, start = self._dirty, self._written
-        self._dirty, self._written = [], 0
-        self._write_pending(dirty[start:] if start else dirty)
+        dirty = self._dirty
+        self._dirty = deque()
+        self._write_pending(dirty)
 
     def _flush_tick(self) -> None:
         # Runs once per loop tick. A slice is bounded so that a broadcast to thousands
         # of connections cannot hold the loop for long; the rest goes out next tick.
         self._flush_handle = None
-        dirty, start = self._dirty, self._written
-        end = start + FLUSH_SLICE
-        if end < len(dirty):
-            self._written = end  # connections queued meanwhile are appended after `end`
+        dirty = self._dirty
+        if len(dirty) > FLUSH_SLICE:
+            popleft = dirty.popleft
+            batch: Iterable[Connection] = [popleft() for _ in range(FLUSH_SLICE)]
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_tick)
-            self._write_pending(dirty[start:end])
-            return
-        self._dirty, self._written = [], 0
-        self._write_pending(dirty[start:] if start else dirty)
+        else:
+            batch = dirty
+            self._dirty = deque()
+        self._write_pending(batch)
 
-    def _write_pending(self, dirty: list[Connection]) -> None:
+    def _write_pending(self, dirty: Iterable[Connection]) -> None:
         for conn in dirty:
             pending = conn._pending
             if not pending or conn.closed:
@@ -530,6 +557,8 @@ class WebSocketManager:
             several = len(pending) > 1
             data = b"".join(pending) if several else pending[0]
             pending.clear()
+            if conn._summed:
+                conn._summed = conn._summed_bytes = 0
             transport = conn._transport
             if transport.is_closing():
                 continue  # the peer is gone; its handler is about to remove it
@@ -538,7 +567,7 @@ class WebSocketManager:
                 continue
             try:
                 transport.write(data)
-            except (ConnectionError, RuntimeError):
+            except (OSError, RuntimeError):
                 continue
             if transport.get_write_buffer_size() > conn._max_buffer:
                 self._evict_slow(conn)
@@ -555,7 +584,7 @@ class WebSocketManager:
             return
         try:
             transport.write(data)
-        except (ConnectionError, RuntimeError):
+        except (OSError, RuntimeError):
             return
         if transport.get_write_buffer_size() > conn._max_buffer:
             self._evict_slow(conn)
@@ -620,7 +649,7 @@ class WebSocketManager:
         conn = self._connections.get(conn_id)
         if conn is None:
             return False
-        pending = b"".join(conn._pending)
+        pending = b"" if discard else b"".join(conn._pending)
         self.remove(conn_id)
         if pending and not discard:
             self._write(conn, pending)

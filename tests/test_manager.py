@@ -409,3 +409,48 @@ def test_an_id_excluded_twice_is_skipped_once(manager: WebSocketManager) -> None
     assert payloads(ta) == [{"n": 2}]
     assert payloads(tb) == [{"n": 1}]
     assert payloads(tc) == [{"n": 1}, {"n": 2}]
+
+
+async def test_pending_connections_stay_bounded_under_steady_traffic(
+    manager: WebSocketManager,
+) -> None:
+    from lucent_ws.manager import FLUSH_SLICE
+
+    conns = [fake_connect(manager) for _ in range(FLUSH_SLICE * 20)]
+    for conn, _ in conns:
+        manager.join_room(conn.id, "big")
+    manager.flush()
+    longest = 0
+    for i in range(400):  # a broadcast every other tick never lets the room drain
+        if i % 2 == 0:
+            manager.broadcast_to_room("big", {"i": i // 2})
+        await asyncio.sleep(0)
+        longest = max(longest, len(manager._dirty))
+    assert longest <= len(conns)
+    for _ in range(40):
+        await asyncio.sleep(0)
+    assert all([m["i"] for m in payloads(t)] == list(range(200)) for _, t in conns)
+
+
+async def test_a_direct_burst_of_shrinking_frames_evicts_at_once(
+    manager: WebSocketManager,
+) -> None:
+    conn, transport = fake_connect(manager, max_outbound_buffer=50_000)
+    manager.flush()
+    for size in (30_000, 15_000, 10_000):  # 55 KB in all; each frame alone fits
+        manager.send_to(conn.id, {"pad": "x" * size})
+    assert manager.get_connection(conn.id) is None
+    await wait_until(lambda: transport.close_codes)
+    assert payloads(transport) == []
+
+
+async def test_broadcasts_excluding_the_only_member_leave_nothing_queued(
+    manager: WebSocketManager,
+) -> None:
+    (alone, transport) = fake_connect(manager)
+    manager.join_room(alone.id, "r")
+    await asyncio.sleep(0)  # the flush already scheduled runs: nothing is due now
+    for i in range(100):
+        assert manager.broadcast_to_room("r", {"i": i}, exclude=[alone.id]) == 0
+    await wait_until(lambda: not manager._dirty, 2)  # drained by the flush it scheduled
+    assert [m for m in payloads(transport) if "i" in m] == []

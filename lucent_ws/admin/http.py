@@ -30,10 +30,20 @@ def _default(value: Any) -> Any:
 def encode(value: Any) -> bytes:
     """Compact UTF-8 JSON; values JSON cannot express become strings instead of a 500."""
     try:
-        return jsoncodec.dumps(value)
-    except TypeError:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
-        return text.encode("utf-8", "replace")
+        return jsoncodec.dumps(value, _default)
+    except TypeError:  # a lone surrogate in what the host stored: UTF-8 cannot carry it
+        return jsoncodec.dumps(_utf8_safe(value), _default)
+
+
+def _utf8_safe(value: Any) -> Any:
+    """``value`` with every string's lone surrogates replaced by ``?``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_utf8_safe(k): _utf8_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_utf8_safe(v) for v in value]
+    return value
 
 
 def json_response(
@@ -66,7 +76,7 @@ async def load_body(request: web.Request, schema: Schema) -> dict[str, Any]:
     """Parse the JSON body and validate it; raises :class:`BadRequest` (400 or 422)."""
     raw = await request.read()
     try:
-        data = jsoncodec.loads(raw)
+        data = jsoncodec.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         message = "Body is not valid JSON" if raw else "Body is empty; JSON expected"
         if isinstance(exc, json.JSONDecodeError):

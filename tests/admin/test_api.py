@@ -45,6 +45,20 @@ async def test_unknown_room_is_404(hub: Hub) -> None:
     assert body["error"] == "not_found"
 
 
+async def test_metadata_json_cannot_express_is_answered_not_500(
+    hub: Hub, peers: list[Peer]
+) -> None:
+    peers += [await hub.peer("x")]
+    hub.manager.set_meta(peers[0].id, "tags", {"a"})
+    hub.manager.set_meta(peers[0].id, "ratio", float("nan"))
+    hub.manager.set_meta(peers[0].id, "odd", "\ud800")
+    status, body = await hub.call("GET", f"connections/{peers[0].id}")
+    assert status == 200
+    assert body["meta"]["tags"] == ["a"]
+    assert body["meta"]["ratio"] is None
+    assert body["meta"]["odd"] == "?"
+
+
 async def test_connection_detail(hub: Hub, peers: list[Peer]) -> None:
     peers += [await hub.peer("x", "a")]
     hub.manager.set_meta(peers[0].id, "name", "ada")
@@ -135,8 +149,8 @@ async def test_send_to_one_connection(hub: Hub, peers: list[Peer]) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{not json", b"\xff\xfe", b"NaN", b"[" * 100_000],
-    ids=["empty", "syntax", "not-utf8", "nan", "deep"],
+    [b"", b"{not json", b"\xff\xfe", b"NaN", b"[" * 100_000, '{"payload": 1}'.encode("utf-16")],
+    ids=["empty", "syntax", "not-utf8", "nan", "deep", "utf-16"],
 )
 @pytest.mark.parametrize("path", ["broadcast", "send"])
 async def test_a_body_that_is_not_json_is_400(hub: Hub, path: str, raw: bytes) -> None:
