@@ -559,18 +559,11 @@ class WebSocketManager:
             pending.clear()
             if conn._summed:
                 conn._summed = conn._summed_bytes = 0
-            transport = conn._transport
-            if transport.is_closing():
-                continue  # the peer is gone; its handler is about to remove it
             if several and len(data) > conn._max_buffer:
-                self._evict_slow(conn)  # a burst of frames of several sizes
+                if not conn._transport.is_closing():
+                    self._evict_slow(conn)  # a burst of frames of several sizes
                 continue
-            try:
-                transport.write(data)
-            except (OSError, RuntimeError):
-                continue
-            if transport.get_write_buffer_size() > conn._max_buffer:
-                self._evict_slow(conn)
+            self._write(conn, data)
 
     def _evict_slow(self, conn: Connection) -> None:
         self.evict(
@@ -578,10 +571,10 @@ class WebSocketManager:
         )
 
     def _write(self, conn: Connection, data: bytes) -> None:
-        """Write ``data`` to ``conn`` at once (outside the per-tick flush)."""
+        """Write ``data`` to ``conn`` now; evict it if its write buffer is over the limit."""
         transport = conn._transport
         if transport.is_closing():
-            return
+            return  # the peer is gone; its handler is about to remove it
         try:
             transport.write(data)
         except (OSError, RuntimeError):
