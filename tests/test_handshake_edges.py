@@ -15,29 +15,26 @@ from lucent_ws.manager import CloseCode
 from .conftest import HubFactory
 
 
-async def test_an_identity_that_is_not_a_mapping_fails_closed(
-    make_hub: HubFactory, manager: WebSocketManager
-) -> None:
-    def odd(request: web.Request) -> object:
-        return ["not", "a", "mapping"]
+def _not_a_mapping(request: web.Request) -> object:
+    return ["not", "a", "mapping"]
 
-    client = await make_hub(authenticate=odd)
+
+def _expired(request: web.Request) -> dict[str, object]:
+    return {"userId": 1, "expiresAt": time.time() - 1}
+
+
+@pytest.mark.parametrize(
+    ("authenticate", "status"),
+    [(_not_a_mapping, 500), (_expired, 401)],
+    ids=["identity-not-a-mapping-fails-closed", "credentials-already-expired"],
+)
+async def test_a_refused_identity_never_registers_a_connection(
+    make_hub: HubFactory, manager: WebSocketManager, authenticate: object, status: int
+) -> None:
+    client = await make_hub(authenticate=authenticate)
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await client.ws_connect("/ws")
-    assert info.value.status == 500
-    assert len(manager) == 0
-
-
-async def test_credentials_expired_at_the_handshake_are_401(
-    make_hub: HubFactory, manager: WebSocketManager
-) -> None:
-    def expired(request: web.Request) -> dict[str, object]:
-        return {"userId": 1, "expiresAt": time.time() - 1}
-
-    client = await make_hub(authenticate=expired)
-    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-        await client.ws_connect("/ws")
-    assert info.value.status == 401
+    assert info.value.status == status
     assert len(manager) == 0
 
 

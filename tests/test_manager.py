@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lucent_ws import ConfigurationError, HeartbeatConfig, WebSocketManager
-from lucent_ws.manager import CloseCode
+from lucent_ws.manager import FLUSH_SLICE, CloseCode
 
 from .fakes import FakeTransport, fake_connect
 from .waiting import wait_until
@@ -19,6 +19,20 @@ def payloads(transport: FakeTransport) -> list[Any]:
     messages = transport.messages()
     assert messages[0]["type"] == "connected"
     return messages[1:]
+
+
+def room_of(manager: WebSocketManager, size: int) -> list[tuple[Any, FakeTransport]]:
+    """``size`` connections joined to room ``big``, with everything queued so far written."""
+    conns = [fake_connect(manager) for _ in range(size)]
+    for conn, _ in conns:
+        manager.join_room(conn.id, "big")
+    manager.flush()
+    return conns
+
+
+def received(transport: FakeTransport) -> list[int]:
+    """The ``i`` of each message after ``connected``."""
+    return [m["i"] for m in payloads(transport)]
 
 
 def test_connect_sends_connected_first_with_uuid(manager: WebSocketManager) -> None:
@@ -301,12 +315,7 @@ async def test_heartbeat_evicts_silent_keeps_answering() -> None:
 async def test_a_large_fanout_is_written_in_slices_across_ticks(
     manager: WebSocketManager,
 ) -> None:
-    from lucent_ws.manager import FLUSH_SLICE
-
-    conns = [fake_connect(manager) for _ in range(FLUSH_SLICE * 2 + 10)]
-    for conn, _ in conns:
-        manager.join_room(conn.id, "big")
-    manager.flush()
+    conns = room_of(manager, FLUSH_SLICE * 2 + 10)
     for i in range(3):
         manager.broadcast_to_room("big", {"i": i})
     await asyncio.sleep(0)
@@ -314,29 +323,20 @@ async def test_a_large_fanout_is_written_in_slices_across_ticks(
     assert len(written) == FLUSH_SLICE  # the loop got control back after one slice
     for i in range(3, 5):
         manager.broadcast_to_room("big", {"i": i})
-    for _ in range(4):
-        await asyncio.sleep(0)
-    # every connection got every message once, in order, whatever slice it fell in
-    assert all([m["i"] for m in payloads(t)] == list(range(5)) for _, t in conns)
+    # every connection gets every message once, in order, whatever slice it fell in
+    await wait_until(lambda: all(received(t) == list(range(5)) for _, t in conns), 2)
 
 
 async def test_flush_after_one_slice_writes_each_remaining_connection_once(
     manager: WebSocketManager,
 ) -> None:
-    from lucent_ws.manager import FLUSH_SLICE
-
-    conns = [fake_connect(manager) for _ in range(FLUSH_SLICE * 3)]
-    for conn, _ in conns:
-        manager.join_room(conn.id, "big")
-    manager.flush()
+    conns = room_of(manager, FLUSH_SLICE * 3)
     manager.broadcast_to_room("big", {"i": 0})
     await asyncio.sleep(0)
     assert sum(1 for _, t in conns if payloads(t)) == FLUSH_SLICE
     manager.flush()
     manager.broadcast_to_room("big", {"i": 1})
-    for _ in range(4):
-        await asyncio.sleep(0)
-    assert all([m["i"] for m in payloads(t)] == [0, 1] for _, t in conns)
+    await wait_until(lambda: all(received(t) == [0, 1] for _, t in conns), 2)
 
 
 async def test_heartbeat_spreads_one_ping_per_connection_over_the_interval() -> None:
@@ -414,12 +414,7 @@ def test_an_id_excluded_twice_is_skipped_once(manager: WebSocketManager) -> None
 async def test_pending_connections_stay_bounded_under_steady_traffic(
     manager: WebSocketManager,
 ) -> None:
-    from lucent_ws.manager import FLUSH_SLICE
-
-    conns = [fake_connect(manager) for _ in range(FLUSH_SLICE * 20)]
-    for conn, _ in conns:
-        manager.join_room(conn.id, "big")
-    manager.flush()
+    conns = room_of(manager, FLUSH_SLICE * 20)
     longest = 0
     for i in range(400):  # a broadcast every other tick never lets the room drain
         if i % 2 == 0:
@@ -427,9 +422,7 @@ async def test_pending_connections_stay_bounded_under_steady_traffic(
         await asyncio.sleep(0)
         longest = max(longest, len(manager._dirty))
     assert longest <= len(conns)
-    for _ in range(40):
-        await asyncio.sleep(0)
-    assert all([m["i"] for m in payloads(t)] == list(range(200)) for _, t in conns)
+    await wait_until(lambda: all(received(t) == list(range(200)) for _, t in conns), 2)
 
 
 async def test_a_direct_burst_of_shrinking_frames_evicts_at_once(
