@@ -33,7 +33,7 @@ NEVER = 1 << 62  # a byte count no subscriber reaches
 _NRX = operator.attrgetter("nrx")
 
 
-class ByteTally:
+class LagWaiter:
     """A waiter for the subscribers of a phase that lag behind.
 
     A subscriber lags while its byte count ``nrx`` is below its ``wake_rx``; when the last
@@ -106,9 +106,9 @@ async def run_phase(
     window, say) is entered around the measured part only. Afterwards every delivery
     since ``first`` is accounted for.
     """
-    tally = ByteTally()
+    lag = LagWaiter()
     for sub in subs:
-        sub.count(tally)
+        sub.count(lag)
         sub.read_batch(READ_BATCH)
     seq = first
     frame_len = 0
@@ -118,7 +118,7 @@ async def run_phase(
         nonlocal frame_len
         if not frame_len:
             frame_len = await asyncio.wait_for(_first_frame_len(subs), 10.0)
-        await asyncio.wait_for(tally.wait_every(subs, count * frame_len), 10.0)
+        await asyncio.wait_for(lag.wait_every(subs, count * frame_len), 10.0)
 
     async def publish_until(deadline: float) -> None:
         nonlocal seq

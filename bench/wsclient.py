@@ -30,7 +30,7 @@ from bench.frames import (
     handshake_request,
     parse_frames,
 )
-from bench.throughput import NEVER, ByteTally
+from bench.throughput import NEVER, LagWaiter
 
 FRAMES, COUNT, RECORD, DRAIN = range(4)
 
@@ -52,10 +52,10 @@ class WsConn(asyncio.Protocol):
         self.mode = FRAMES
         self.tracker: SeqTracker | None = None
         self.tally: Tally | None = None
-        self.counter = ByteTally()
+        self.lag = LagWaiter()
         self.rx: list[bytes] = []
         self.nrx = 0
-        self.wake_rx = NEVER  # tell ``counter`` once ``nrx`` reaches this
+        self.wake_rx = NEVER  # tell ``lag`` once ``nrx`` reaches this
         self.chunks: list[tuple[int, bytes]] = []
         self.ping_times: list[int] = []
         self.pongs_sent = 0
@@ -79,7 +79,7 @@ class WsConn(asyncio.Protocol):
             self.nrx += len(data)
             if self.nrx >= self.wake_rx:
                 self.wake_rx = NEVER
-                self.counter.caught_up()
+                self.lag.caught_up()
         elif mode == RECORD:
             t = time.monotonic_ns()
             self.chunks.append((t, data))
@@ -184,9 +184,9 @@ class WsConn(asyncio.Protocol):
         async with asyncio.timeout(timeout):
             await self.expect("joined")
 
-    def count(self, counter: ByteTally) -> None:
-        """Switch to ``COUNT`` mode: keep what arrives in ``rx``; ``counter`` waits on it."""
-        self.counter = counter
+    def count(self, lag: LagWaiter) -> None:
+        """Switch to ``COUNT`` mode: keep what arrives in ``rx``; ``lag`` waits on it."""
+        self.lag = lag
         self.rx = []
         self.nrx = 0
         self.wake_rx = NEVER
