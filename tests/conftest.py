@@ -15,6 +15,13 @@ from lucent_ws import WebSocketManager, create_app
 from lucent_ws.config import Limits
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+UPGRADE_HEADERS = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+"""A WebSocket upgrade request's headers, for requests that expect a refusal."""
 
 
 def require(condition: object, what: str) -> None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from lucent_ws import WebSocketManager
 
-from .conftest import HubFactory
+from .conftest import UPGRADE_HEADERS, HubFactory
 
 
 async def test_crashing_authenticate_hook_fails_closed(
@@ -20,15 +20,7 @@ async def test_crashing_authenticate_hook_fails_closed(
 
     client = await make_hub(authenticate=broken)
     with caplog.at_level(logging.ERROR, logger="lucent_ws"):
-        resp = await client.get(
-            "/ws",
-            headers={
-                "Upgrade": "websocket",
-                "Connection": "Upgrade",
-                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                "Sec-WebSocket-Version": "13",
-            },
-        )
+        resp = await client.get("/ws", headers=UPGRADE_HEADERS)
     assert resp.status == 500
     assert await resp.json() == {"error": "internal_error", "message": "Authentication failed"}
     assert len(manager) == 0

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from lucent_ws import STATE_KEY, Limits, WebSocketManager, drain
 from lucent_ws.origin import OriginPolicy
 
-from .conftest import HubFactory, Peer, open_peer
+from .conftest import UPGRADE_HEADERS, HubFactory, Peer, open_peer
 from .waiting import wait_until
 
 Client = TestClient[web.Request, web.Application]
@@ -67,13 +67,7 @@ async def test_403_body_explains(make_hub: HubFactory) -> None:
     client = await make_hub()
     resp = await client.get(
         "/ws",
-        headers={
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-            "Origin": "http://evil.example",
-        },
+        headers={**UPGRADE_HEADERS, "Origin": "http://evil.example"},
     )
     assert resp.status == 403
     assert (await resp.json())["error"] == "origin"
