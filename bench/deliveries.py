@@ -82,23 +82,6 @@ class SeqTracker:
         return len(self.missing) + max(0, end - self.expected)
 
 
-def scan(buf: bytes) -> tuple[list[int], bytes]:
-    """Sequence numbers of the markers in ``buf`` and the unfinished marker at its end."""
-    seqs: list[int] = []
-    find = buf.find
-    pos = find(b"|")
-    end = len(buf) - MARK_LEN
-    while pos >= 0:
-        if pos > end:
-            return seqs, buf[pos:]
-        if buf[pos + 9] == _COLON and buf[pos + 1 : pos + 9].isdigit():
-            seqs.append(int(buf[pos + 1 : pos + 9]))
-            pos = find(b"|", pos + MARK_LEN)
-        else:
-            pos = find(b"|", pos + 1)
-    return seqs, b""
-
-
 def scan_times(buf: bytes) -> tuple[list[tuple[int, int]], bytes]:
     """(sequence number, send ns) of the markers in ``buf`` and the unfinished marker."""
     found: list[tuple[int, int]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -40,25 +40,34 @@ def machine_busy_seconds() -> float:
 
 @dataclass
 class CpuWindow:
-    """CPU time of a server process, of this process and of everything else over a window.
+    """CPU time of a server process, of the load client and of everything else over a window.
 
-    ``other`` is busy time of the whole machine not spent by the server or this process:
-    other programs competing for the two CPUs (or wrk, when it drives the load).
+    The load client is this process and the processes it ``watch``es. ``other`` is busy
+    time of the whole machine spent by neither: other programs competing for the two
+    CPUs (or wrk, when it drives the load).
     """
 
     pid: int
     server: float = 0.0
     client: float = 0.0
     other: float = 0.0
+    helpers: list[int] = field(default_factory=list)
     _start: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
+    def watch(self, pid: int) -> None:
+        """Count process ``pid`` as part of the load client."""
+        self.helpers.append(pid)
+
+    def _client(self) -> float:
+        return self_cpu_seconds() + sum(map(cpu_seconds, self.helpers))
+
     def __enter__(self) -> CpuWindow:
-        self._start = (cpu_seconds(self.pid), self_cpu_seconds(), machine_busy_seconds())
+        self._start = (cpu_seconds(self.pid), self._client(), machine_busy_seconds())
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server = cpu_seconds(self.pid) - self._start[0]
-        self.client = self_cpu_seconds() - self._start[1]
+        self.client = self._client() - self._start[1]
         busy = machine_busy_seconds() - self._start[2]
         self.other = max(0.0, busy - self.server - self.client)
 

@@ -1,74 +1,154 @@
 """Throughput phases: broadcasts kept in flight, deliveries counted by bytes, checked after.
 
-While a phase runs, a subscriber only keeps the chunks it reads and adds up their bytes
-(no copying, no frame or JSON parsing, no per-message Python work), so the load client
-stays cheap per delivery. Every delivered frame of a phase has the same length
-(fixed-width markers, one publisher), so a subscriber's byte count divided by that
-length is the number of deliveries it has read; the publisher waits until every
-subscriber has read the oldest broadcast still in flight. After the phase each buffer is
-scanned for sequence markers and lost, duplicated and reordered deliveries are counted
-exactly, outside the measured window.
+While a phase runs, the subscribers are read by a small C program (``bench/reader.c``)
+that only keeps what it reads and counts the bytes: no frame or JSON parsing and no
+Python work per delivery, so the load client stays cheaper per delivery than the server.
+Every delivered frame of a phase has the same length (fixed-width markers, one
+publisher), so a byte count divided by that length is a number of deliveries; the
+publisher waits until every subscriber has read the oldest broadcast still in flight.
+After the phase each buffer is scanned for sequence markers and lost, duplicated and
+reordered deliveries are counted exactly, outside the measured window.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import operator
+import hashlib
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from bench.deliveries import SeqTracker, Tally, scan
 from bench.progress import Progress
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from bench.wsclient import WsConn
 
-READ_BATCH = 2 * 150  # bytes: wake a subscriber for two messages or more
-NEVER = 1 << 62  # a byte count no subscriber reaches
-_NRX = operator.attrgetter("nrx")
+READER_SOURCE = Path(__file__).with_name("reader.c")
+BUILD_DIR = Path(__file__).with_name(".build")
+TIMEOUT = 10.0  # seconds: a broadcast not read everywhere by then fails the phase
 
 
-class LagWaiter:
-    """A waiter for the subscribers of a phase that lag behind.
+class Window(Protocol):
+    """A measurement window (CPU time, say) entered around the measured part of a phase."""
 
-    A subscriber lags while its byte count ``nrx`` is below its ``wake_rx``; when the last
-    lagging subscriber catches up, the waiter is woken.
-    """
+    def watch(self, pid: int) -> None:
+        """Count ``pid`` (the reader) as part of the load client."""
 
-    def __init__(self) -> None:
-        self.lagging = 0
-        self._waiter: asyncio.Future[None] | None = None
+    def __enter__(self) -> object: ...
 
-    def caught_up(self) -> None:
-        """Called by a subscriber whose byte count reached its ``wake_rx``."""
-        self.lagging -= 1
-        waiter = self._waiter
-        if self.lagging <= 0 and waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
-    async def wait_every(self, subs: Sequence[WsConn], nbytes: int) -> None:
-        """Return once every subscriber has read ``nbytes`` bytes."""
-        # C-level passes: this runs once per broadcast over every subscriber.
-        lagging = list(
-            itertools.compress(subs, map(operator.gt, itertools.repeat(nbytes), map(_NRX, subs)))
+
+def reader_binary() -> Path:
+    """The compiled reader, built from ``reader.c`` with ``cc`` when the source changed."""
+    source = READER_SOURCE.read_bytes()
+    binary = BUILD_DIR / f"reader-{hashlib.sha256(source).hexdigest()[:12]}"
+    if not binary.exists():
+        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if cc is None:
+            raise RuntimeError("the load client needs a C compiler: apt-get install gcc")
+        BUILD_DIR.mkdir(exist_ok=True)
+        partial = binary.with_suffix(".partial")
+        subprocess.run([cc, "-O2", "-o", str(partial), str(READER_SOURCE)], check=True)
+        partial.rename(binary)
+    return binary
+
+
+class Reader:
+    """The reader process of one phase, reading ``subs`` while they are paused here."""
+
+    def __init__(self, process: asyncio.subprocess.Process, subs: Sequence[WsConn]) -> None:
+        self.process = process
+        self.subs = subs
+        self.delivered = 0  # broadcasts every subscriber has read
+        self._waiter: tuple[int, asyncio.Future[None]] | None = None
+        self._replies: asyncio.Queue[list[int]] = asyncio.Queue()
+        self._lines = asyncio.ensure_future(self._read_lines())
+
+    @classmethod
+    async def start(cls, subs: Sequence[WsConn], first: int) -> Reader:
+        """Pause reading ``subs`` here and start a reader on them (broadcasts from ``first``)."""
+        fds = [sub.fileno() for sub in subs]
+        for sub in subs:
+            sub.pause()
+        process = await asyncio.create_subprocess_exec(
+            str(reader_binary()), str(first), *map(str, fds),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
+        )  # fmt: skip
+        return cls(process, subs)
+
+    @property
+    def pid(self) -> int:
+        """Process id of the reader."""
+        return self.process.pid
+
+    async def _read_lines(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            kind, *values = raw.split()
+            if kind == b"D":
+                self.delivered = int(values[0])
+                waiter = self._waiter
+                if waiter is not None and self.delivered >= waiter[0] and not waiter[1].done():
+                    waiter[1].set_result(None)
+            else:
+                self._replies.put_nowait([int(v) for v in values])
+
+    async def _ask(self, command: str) -> list[int]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(command.encode() + b"\n")
+        get = asyncio.ensure_future(self._replies.get())
+        done, _ = await asyncio.wait(
+            {get, self._lines}, timeout=TIMEOUT + 5.0, return_when=asyncio.FIRST_COMPLETED
         )
-        if not lagging:
+        if get not in done:
+            get.cancel()
+            raise RuntimeError(f"the reader did not answer {command!r}")
+        return get.result()
+
+    async def wait_delivered(self, count: int) -> None:
+        """Return once every subscriber has read ``count`` broadcasts of the phase."""
+        if self.delivered >= count:
             return
-        self.lagging = len(lagging)
-        self._waiter = asyncio.get_running_loop().create_future()
-        for sub in lagging:
-            sub.wake_rx = nbytes
+        future = asyncio.get_running_loop().create_future()
+        self._waiter = (count, future)
         try:
-            await self._waiter
+            await asyncio.wait_for(future, TIMEOUT)
         finally:
             self._waiter = None
-            for sub in lagging:
-                sub.wake_rx = NEVER
+
+    async def snapshot(self) -> tuple[int, int]:
+        """Bytes read so far and the frame length (0 until known)."""
+        nbytes, _cpu_ns, frame_len = await self._ask("S")
+        return nbytes, frame_len
+
+    async def finish(self, end: int) -> dict[str, int]:
+        """Read until every subscriber has read up to ``end``; account; resume ``subs``."""
+        try:
+            received, lost, duplicated, reordered, stray = await self._ask(f"E {end}")
+            await self.process.wait()
+        finally:
+            if self.process.returncode is None:
+                self.process.kill()
+                await self.process.wait()
+            self._lines.cancel()
+            for sub in self.subs:
+                sub.resume()
+        return {
+            "received": received,
+            "lost": lost,
+            "duplicated": duplicated,
+            "reordered": reordered,
+            "stray_bytes": stray,
+        }
 
 
 @dataclass
@@ -96,107 +176,48 @@ async def run_phase(
     inflight: int,
     warmup: float,
     seconds: float,
-    window: AbstractContextManager[Any],
+    window: Window,
     label: str,
 ) -> Phase:
     """Keep ``inflight`` broadcasts undelivered for ``warmup`` + ``seconds``.
 
     ``send(seq)`` publishes broadcast ``seq``; a broadcast is in flight until every
-    subscriber has read it (checked per subscriber, not as a total). ``window`` (a CPU
-    window, say) is entered around the measured part only. Afterwards every delivery
+    subscriber has read it (checked per subscriber, not as a total). ``window`` is entered
+    around the measured part only, and watches the reader. Afterwards every delivery
     since ``first`` is accounted for.
     """
-    lag = LagWaiter()
-    for sub in subs:
-        sub.count(lag)
-        sub.read_batch(READ_BATCH)
+    reader = await Reader.start(subs, first)
+    window.watch(reader.pid)
     seq = first
-    frame_len = 0
-
-    async def wait_delivered(count: int) -> None:
-        # Every subscriber has read the first ``count`` broadcasts of the phase.
-        nonlocal frame_len
-        if not frame_len:
-            frame_len = await asyncio.wait_for(_first_frame_len(subs), 10.0)
-        await asyncio.wait_for(lag.wait_every(subs, count * frame_len), 10.0)
 
     async def publish_until(deadline: float) -> None:
         nonlocal seq
         while time.monotonic() < deadline:
             oldest = seq - first - inflight + 1  # must be read everywhere before sending
             if oldest > 0:
-                await wait_delivered(oldest)
+                await reader.wait_delivered(oldest)
             send(seq)
             seq += 1
 
-    def received() -> int:
-        return sum(map(_NRX, subs))
-
     def status() -> str:
-        return f"{received() // max(frame_len, 1):,} deliveries, {seq - first:,} broadcasts"
+        return f"{reader.delivered * len(subs):,} deliveries, {seq - first:,} broadcasts"
 
-    async with Progress(label, status):
-        await publish_until(time.monotonic() + warmup)
-        b0, t0 = received(), time.monotonic()
-        with window:
-            await publish_until(time.monotonic() + seconds)
-            b1, t1 = received(), time.monotonic()
-        for sub in subs:
-            sub.read_batch(1)
-        with contextlib.suppress(TimeoutError):
-            await wait_delivered(seq - first)
+    try:
+        async with Progress(label, status):
+            await publish_until(time.monotonic() + warmup)
+            b0, _ = await reader.snapshot()
+            t0 = time.monotonic()
+            with window:
+                await publish_until(time.monotonic() + seconds)
+                b1, frame_len = await reader.snapshot()
+                t1 = time.monotonic()
+    finally:
+        integrity = await reader.finish(seq)
     return Phase(
         deliveries=(b1 - b0) // frame_len,
         seconds=t1 - t0,
         broadcasts=seq - first,
         end_seq=seq,
         frame_len=frame_len,
-        integrity=account(subs, first, seq, frame_len),
+        integrity=integrity,
     )
-
-
-async def _first_frame_len(subs: Sequence[WsConn]) -> int:
-    """The length of the first complete frame any subscriber has read (server frames)."""
-    while True:
-        for sub in subs:
-            length = frame_length(b"".join(sub.rx[:8]))
-            if length:
-                return length
-        await asyncio.sleep(0.001)
-
-
-def frame_length(buf: bytes | bytearray) -> int:
-    """Length of the unmasked frame at the start of ``buf``; 0 until it is complete."""
-    if len(buf) < 2:
-        return 0
-    n, head = buf[1] & 0x7F, 2
-    if n == 126:
-        if len(buf) < 4:
-            return 0
-        n, head = int.from_bytes(buf[2:4], "big"), 4
-    elif n == 127:
-        if len(buf) < 10:
-            return 0
-        n, head = int.from_bytes(buf[2:10], "big"), 10
-    return head + n if len(buf) >= head + n else 0
-
-
-def account(subs: Sequence[WsConn], first: int, end: int, frame_len: int) -> dict[str, int]:
-    """Scan every subscriber's buffer for markers; free the buffers; count what went wrong.
-
-    ``stray_bytes`` is what the buffers hold beyond ``received`` whole frames: non-zero
-    if a frame of another length arrived, which would make the byte count inexact.
-    """
-    totals = {"received": 0, "lost": 0, "duplicated": 0, "reordered": 0, "stray_bytes": 0}
-    for sub in subs:
-        tracker = SeqTracker(first, Tally())
-        seqs, _ = scan(b"".join(sub.rx))
-        if seqs:
-            tracker.account(seqs)
-        totals["received"] += tracker.received
-        totals["lost"] += tracker.lost(end)
-        totals["duplicated"] += tracker.duplicated
-        totals["reordered"] += tracker.reordered
-        totals["stray_bytes"] += sub.nrx - tracker.received * frame_len
-        sub.drain()
-    return totals

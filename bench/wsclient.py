@@ -1,9 +1,9 @@
 """Load client connections: a raw WebSocket over an asyncio protocol.
 
 A connection starts in ``FRAMES`` mode (parses frames, queues text messages for
-``recv``). For measurement it switches to ``COUNT`` (keeps the raw chunks in ``rx`` and
-counts their bytes in ``nrx``, see :mod:`bench.throughput`), ``RECORD``
-(stores arrival time and raw bytes, parsed after the run) or ``DRAIN`` (discards). In
+``recv``). For measurement it switches to ``RECORD`` (stores arrival time and raw bytes,
+parsed after the run) or ``DRAIN`` (discards); throughput phases pause it and let
+:mod:`bench.throughput`'s reader read its socket. In
 ``FRAMES`` mode (and in every mode when ``WsConn.watch_pings`` is set) a JSON
 ``{"type":"ping"}`` from the server is answered with ``{"type":"pong"}``.
 """
@@ -11,7 +11,6 @@ counts their bytes in ``nrx``, see :mod:`bench.throughput`), ``RECORD``
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -30,9 +29,8 @@ from bench.frames import (
     handshake_request,
     parse_frames,
 )
-from bench.throughput import NEVER, LagWaiter
 
-FRAMES, COUNT, RECORD, DRAIN = range(4)
+FRAMES, RECORD, DRAIN = range(3)
 
 _PONG = client_frame(b'{"type":"pong"}')
 _PING_MARK = b'"ping"'
@@ -52,10 +50,6 @@ class WsConn(asyncio.Protocol):
         self.mode = FRAMES
         self.tracker: SeqTracker | None = None
         self.tally: Tally | None = None
-        self.lag = LagWaiter()
-        self.rx: list[bytes] = []
-        self.nrx = 0
-        self.wake_rx = NEVER  # tell ``lag`` once ``nrx`` reaches this
         self.chunks: list[tuple[int, bytes]] = []
         self.ping_times: list[int] = []
         self.pongs_sent = 0
@@ -74,13 +68,7 @@ class WsConn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         mode = self.mode
-        if mode == COUNT:
-            self.rx.append(data)
-            self.nrx += len(data)
-            if self.nrx >= self.wake_rx:
-                self.wake_rx = NEVER
-                self.lag.caught_up()
-        elif mode == RECORD:
+        if mode == RECORD:
             t = time.monotonic_ns()
             self.chunks.append((t, data))
             assert self.tally is not None
@@ -184,15 +172,6 @@ class WsConn(asyncio.Protocol):
         async with asyncio.timeout(timeout):
             await self.expect("joined")
 
-    def count(self, lag: LagWaiter) -> None:
-        """Switch to ``COUNT`` mode: keep what arrives in ``rx``; ``lag`` waits on it."""
-        self.lag = lag
-        self.rx = []
-        self.nrx = 0
-        self.wake_rx = NEVER
-        self.mode = COUNT
-        self._flush_to_mode()
-
     def record(self, tracker: SeqTracker) -> None:
         """Switch to ``RECORD`` mode; ``tracker`` accounts the chunks afterwards."""
         self.tracker = tracker
@@ -204,8 +183,6 @@ class WsConn(asyncio.Protocol):
     def drain(self) -> None:
         """Switch to ``DRAIN`` mode: discard everything but answer pings."""
         self.mode = DRAIN
-        self.rx = []
-        self.nrx = 0
         self._buf.clear()
         self._messages.clear()
 
@@ -228,17 +205,20 @@ class WsConn(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
 
-    def read_batch(self, nbytes: int) -> None:
-        """Be woken for reading only once ``nbytes`` are buffered (``SO_RCVLOWAT``).
+    def fileno(self) -> int:
+        """The socket's file descriptor."""
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("socket").fileno())
 
-        Batching reads keeps the client's cost per delivery below the server's; lowering
-        it back to 1 wakes the reader at once for whatever is buffered.
-        """
-        if self.transport is None:
-            return
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, max(1, nbytes))
+    def pause(self) -> None:
+        """Stop reading here (another process reads the socket meanwhile)."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        """Read here again."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def abort(self) -> None:
         """Drop the TCP connection without a close handshake."""
