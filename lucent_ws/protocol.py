@@ -36,6 +36,7 @@ __all__ = [
     "encode_left",
     "encode_message",
     "encode_pong",
+    "is_room",
     "parse",
     "peek_ref",
 ]
@@ -109,6 +110,15 @@ ClientMessage = Join | Leave | Broadcast | Ping | Pong
 def _room_has_no_control_chars(value: str) -> None:
     if _CONTROL_CHARS.search(value):
         raise ValidationError("Must not contain control characters.")
+
+
+def is_room(value: object) -> bool:
+    """True if ``value`` is a room name that :func:`room_field` accepts."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ROOM_LENGTH
+        and _CONTROL_CHARS.search(value) is None
+    )
 
 
 def room_field(*, required: bool = True, **kwargs: Any) -> fields.String:

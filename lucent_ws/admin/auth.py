@@ -10,6 +10,7 @@ one up leaks no timing about valid ids.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from collections import OrderedDict
@@ -60,6 +61,7 @@ class AdminAuth:
         if not token:
             raise ConfigurationError("the admin token must not be empty")
         self._token = token
+        self._token_digest = secret_digest(token)
         self.session_ttl = session_ttl
         self._max_sessions = max_sessions
         self._clock = clock
@@ -71,7 +73,7 @@ class AdminAuth:
 
     def check_token(self, given: str) -> bool:
         """True if ``given`` is the admin token."""
-        return same_secret(given, self._token)
+        return hmac.compare_digest(secret_digest(given), self._token_digest)
 
     def check_bearer(self, header: str | None) -> bool:
         """True if an ``Authorization`` header carries the admin token as a bearer."""

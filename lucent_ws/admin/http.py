@@ -9,6 +9,7 @@ from aiohttp import web
 from marshmallow import Schema, ValidationError
 
 from .. import jsoncodec
+from .schemas import QuickSchema
 
 __all__ = [
     "BadRequest",
@@ -82,7 +83,8 @@ async def load_body(request: web.Request, schema: Schema) -> dict[str, Any]:
         if isinstance(exc, json.JSONDecodeError):
             message = f"Body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         raise BadRequest(error_response(400, "invalid_json", message)) from None
-    return _validate(schema, data)
+    quick = schema.quick_load(data) if isinstance(schema, QuickSchema) else None
+    return quick if quick is not None else _validate(schema, data)
 
 
 def load_query(request: web.Request, schema: Schema) -> dict[str, Any]:
