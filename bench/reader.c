@@ -1,23 +1,33 @@
 /*
- * The load client's subscribers during a throughput phase: read, keep, count.
+ * The load client's subscribers during a phase: read, keep, count (and stamp).
  *
- * Usage: reader FIRST_SEQ FD...
+ * Usage: reader count|stamp FIRST_SEQ RESERVE FD...
  *
  * Reads the already-open WebSocket connections FD... (inherited from bench.throughput,
  * which stops reading them meanwhile). Every byte read is kept, unparsed, in the
  * connection's buffer; the bytes are only counted. Every delivered frame of a phase has
  * the same length, so a byte count divided by that length (taken from the first complete
- * frame) is a number of deliveries.
+ * frame) is a number of deliveries. In ``count`` mode a connection is woken for two
+ * messages or more (throughput). In ``stamp`` mode (latency) every read's arrival time
+ * (CLOCK_MONOTONIC, as Python's time.monotonic_ns) is kept too, and the reader polls
+ * without sleeping: waking a sleeping reader would add its wake-up to every latency and
+ * bill the server's CPU for it, which a client on another machine would not.
+ * RESERVE bytes per connection are allocated and touched before reading starts, so that
+ * growing buffers (which happens to every connection at once) does not stall a
+ * measurement; 0 lets them grow as needed.
  *
  * Lines written to stdout:
+ *   ready                  every connection is being read
  *   D <n>                  every connection has read the first n frames (n grew)
- *   S <bytes> <cpu_ns> <frame_len>
- *                          reply to "S": bytes read so far, this process's CPU time and
- *                          the frame length (0 until known)
+ *   S <bytes> <frame_len>  reply to "S": bytes read so far and the frame length (0
+ *                          until known)
  *   R <received> <lost> <duplicated> <reordered> <stray_bytes>
- *                          reply to "E <end_seq>": once every connection read up to
- *                          end_seq (or 10 s passed), the buffers are scanned for
+ *                          reply to "E <end_seq> <timeout_ms>": once every connection
+ *                          read up to end_seq (or the timeout passed), the buffers are
+ *                          scanned for
  *                          sequence markers (see bench/deliveries.py); then it exits.
+ *                          In stamp mode the line ends with a sample count n, and n
+ *                          native int64 latencies in ns (arrival - send) follow it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,21 +36,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define READ_BATCH 300        /* bytes: wake for two messages or more (SO_RCVLOWAT) */
-#define READ_ROOM (64 * 1024) /* free space offered to each read */
+#define READ_ROOM (16 * 1024) /* free space offered to each read */
 #define MARK_LEN 29           /* |SSSSSSSS:TTTTTTTTTTTTTTTTTTT */
 #define MAX_EVENTS 1024
+
+typedef struct {
+    uint64_t end; /* buffer length after the read */
+    uint64_t ns;  /* when the read returned */
+} Stamp;
 
 typedef struct {
     int fd;
     uint8_t *buf;
     size_t len, cap;
+    Stamp *stamps;
+    size_t nstamps, capstamps;
 } Sub;
+
+static int stamping; /* stamp mode */
 
 static Sub *subs;
 static size_t nsubs;
@@ -62,11 +80,10 @@ static void say(const char *fmt, unsigned long long a, unsigned long long b,
     if (write(STDOUT_FILENO, line, (size_t)n) != n) die("write stdout");
 }
 
-static uint64_t cpu_ns(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
-           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* Length of the unmasked frame at the start of buf; 0 until it is complete. */
@@ -107,7 +124,7 @@ static void read_sub(Sub *s) {
         s->buf = realloc(s->buf, s->cap);
         if (!s->buf) die("realloc");
     }
-    ssize_t n = read(s->fd, s->buf + s->len, s->cap - s->len);
+    ssize_t n = recv(s->fd, s->buf + s->len, s->cap - s->len, MSG_DONTWAIT);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         fprintf(stderr, "reader: connection fd %d closed\n", s->fd);
@@ -115,6 +132,14 @@ static void read_sub(Sub *s) {
     }
     size_t before = s->len;
     s->len += (size_t)n;
+    if (stamping) {
+        if (s->nstamps == s->capstamps) {
+            s->capstamps = s->capstamps ? s->capstamps * 2 : 64;
+            s->stamps = realloc(s->stamps, s->capstamps * sizeof *s->stamps);
+            if (!s->stamps) die("realloc");
+        }
+        s->stamps[s->nstamps++] = (Stamp){.end = s->len, .ns = now_ns()};
+    }
     total += (uint64_t)n;
     if (!frame_len) {
         frame_len = first_frame_len(s->buf, s->len);
@@ -163,12 +188,30 @@ static int is_mark(const uint8_t *p) {
     return 1;
 }
 
+static int64_t *samples;
+static size_t nsamples, capsamples;
+
+/* Latency of the marker at buf[pos]: when the read holding its last byte returned. */
+static void sample(const Sub *s, size_t *stamp, size_t pos) {
+    const uint8_t *p = s->buf + pos + 10;
+    uint64_t sent = 0;
+    for (int k = 0; k < 19; k++) sent = sent * 10 + (uint64_t)(p[k] - '0');
+    while (*stamp < s->nstamps && s->stamps[*stamp].end < pos + MARK_LEN) (*stamp)++;
+    if (*stamp == s->nstamps) return;
+    if (nsamples == capsamples) {
+        capsamples = capsamples ? capsamples * 2 : 4096;
+        samples = realloc(samples, capsamples * sizeof *samples);
+        if (!samples) die("realloc");
+    }
+    samples[nsamples++] = (int64_t)(s->stamps[*stamp].ns - sent);
+}
+
 static void account(uint64_t first, uint64_t end) {
     uint64_t received = 0, lost = 0, duplicated = 0, reordered = 0, stray = 0;
     for (size_t i = 0; i < nsubs; i++) {
         Tracker t = {.expected = first};
         const uint8_t *buf = subs[i].buf;
-        size_t len = subs[i].len, pos = 0;
+        size_t len = subs[i].len, pos = 0, stamp = 0;
         while (pos + MARK_LEN <= len) {
             const uint8_t *bar = memchr(buf + pos, '|', len - MARK_LEN + 1 - pos);
             if (!bar) break;
@@ -177,6 +220,7 @@ static void account(uint64_t first, uint64_t end) {
                 uint64_t seq = 0;
                 for (int k = 1; k < 9; k++) seq = seq * 10 + (uint64_t)(bar[k] - '0');
                 track(&t, seq);
+                if (stamping) sample(&subs[i], &stamp, pos);
                 pos += MARK_LEN;
             } else {
                 pos += 1;
@@ -189,27 +233,34 @@ static void account(uint64_t first, uint64_t end) {
         stray += len - t.received * frame_len;
         free(t.missing);
         free(subs[i].buf);
+        free(subs[i].stamps);
     }
     char line[192];
-    int n = snprintf(line, sizeof line, "R %llu %llu %llu %llu %llu\n",
+    int n = snprintf(line, sizeof line, "R %llu %llu %llu %llu %llu",
                      (unsigned long long)received, (unsigned long long)lost,
                      (unsigned long long)duplicated, (unsigned long long)reordered,
                      (unsigned long long)stray);
+    if (stamping) n += snprintf(line + n, sizeof line - (size_t)n, " %zu", nsamples);
+    line[n++] = '\n';
     if (write(STDOUT_FILENO, line, (size_t)n) != n) die("write stdout");
-}
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    const char *out = (const char *)samples;
+    size_t left = nsamples * sizeof *samples;
+    while (left) {
+        ssize_t w = write(STDOUT_FILENO, out, left);
+        if (w <= 0) die("write stdout");
+        out += w;
+        left -= (size_t)w;
+    }
 }
 
 /* Handle one command line from stdin; returns 1 once the phase is over. */
-static int command(const char *line, uint64_t *end) {
+static int command(const char *line, uint64_t *end, uint64_t *deadline) {
     if (line[0] == 'S') {
-        say("S %llu %llu %llu\n", total, cpu_ns(), frame_len);
+        say("S %llu %llu\n", total, frame_len, 0);
     } else if (line[0] == 'E') {
-        *end = strtoull(line + 1, NULL, 10);
+        char *rest;
+        *end = strtoull(line + 1, &rest, 10);
+        *deadline = now_ns() + strtoull(rest, NULL, 10) * 1000000ull;
         int one = 1;
         for (size_t i = 0; i < nsubs; i++)
             setsockopt(subs[i].fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
@@ -219,33 +270,45 @@ static int command(const char *line, uint64_t *end) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: reader FIRST_SEQ FD...\n");
+    if (argc < 5 || (strcmp(argv[1], "count") && strcmp(argv[1], "stamp"))) {
+        fprintf(stderr, "usage: reader count|stamp FIRST_SEQ RESERVE FD...\n");
         return 2;
     }
-    uint64_t first = strtoull(argv[1], NULL, 10), end = 0;
-    nsubs = (size_t)(argc - 2);
+    stamping = argv[1][0] == 's';
+    uint64_t first = strtoull(argv[2], NULL, 10), end = 0;
+    size_t reserve = strtoull(argv[3], NULL, 10);
+    nsubs = (size_t)(argc - 4);
     subs = calloc(nsubs, sizeof *subs);
     int ep = epoll_create1(0);
     if (!subs || ep < 0) die("setup");
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev) < 0) die("epoll stdin");
-    int batch = READ_BATCH;
+    int batch = stamping ? 1 : READ_BATCH;
     for (size_t i = 0; i < nsubs; i++) {
-        subs[i].fd = atoi(argv[i + 2]);
+        subs[i].fd = atoi(argv[i + 4]);
+        if (reserve) {
+            subs[i].cap = reserve + READ_ROOM;
+            subs[i].buf = malloc(subs[i].cap);
+            subs[i].capstamps = reserve / 64 + 64;
+            subs[i].stamps = malloc(subs[i].capstamps * sizeof *subs[i].stamps);
+            if (!subs[i].buf || !subs[i].stamps) die("malloc");
+            memset(subs[i].buf, 0, subs[i].cap);
+            memset(subs[i].stamps, 0, subs[i].capstamps * sizeof *subs[i].stamps);
+        }
         setsockopt(subs[i].fd, SOL_SOCKET, SO_RCVLOWAT, &batch, sizeof batch);
         ev.data.u64 = i;
         if (epoll_ctl(ep, EPOLL_CTL_ADD, subs[i].fd, &ev) < 0) die("epoll fd");
     }
 
+    say("ready\n", 0, 0, 0);
     char cmd[256];
     size_t cmdlen = 0;
     int ending = 0;
     uint64_t deadline = 0;
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        if (ending && ((frame_len && reported >= end - first) || now_ms() > deadline)) break;
-        int n = epoll_wait(ep, events, MAX_EVENTS, ending ? 10 : -1);
+        if (ending && ((frame_len && reported >= end - first) || now_ns() > deadline)) break;
+        int n = epoll_wait(ep, events, MAX_EVENTS, stamping ? 0 : ending ? 10 : -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             die("epoll_wait");
@@ -262,10 +325,7 @@ int main(int argc, char **argv) {
             char *nl;
             while ((nl = memchr(cmd, '\n', cmdlen)) != NULL) {
                 *nl = 0;
-                if (command(cmd, &end)) {
-                    ending = 1;
-                    deadline = now_ms() + 10000;
-                }
+                if (command(cmd, &end, &deadline)) ending = 1;
                 cmdlen -= (size_t)(nl + 1 - cmd);
                 memmove(cmd, nl + 1, cmdlen);
             }

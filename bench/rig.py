@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,10 +15,11 @@ from bench.progress import Progress, say
 from bench.quiet import QUIET, wait_quiet
 from bench.servers import HOST, ServerProcess
 from bench.stats import latency_summary
-from bench.throughput import run_phase
+from bench.throughput import Reader, run_phase
 from bench.wsclient import WsConn, connect, connect_many
 
 ROOM = "bench"
+FRAME_ROOM = 400  # bytes: more than one broadcast's frame
 ATTEMPTS = 3  # a phase disturbed by other programs is measured again
 
 
@@ -106,6 +108,49 @@ class FanoutRig:
         }
 
     async def _latency(self, seconds: float, rate: float) -> dict[str, Any]:
+        if WsConn.watch_pings:  # pings must be answered: the subscribers stay in Python
+            return await self._recorded_latency(seconds, rate)
+        n = len(self.subs)
+        first = self.seq
+        count = max(1, round(seconds * rate))
+        reader = await Reader.start(self.subs, first, stamp=True, reserve=count * FRAME_ROOM)
+        window = CpuWindow(self.server.pid)
+        window.watch(reader.pid)
+        label = f"{self.server.spec.name}: N={n:,} latency at {rate:g}/s"
+        try:
+            async with Progress(label, lambda: f"{self.seq - first}/{count} broadcasts"):
+                with window:
+                    start = await self._send_paced(count, rate)
+                    with contextlib.suppress(TimeoutError):
+                        await reader.wait_delivered(count)
+                    elapsed = time.monotonic() - start
+        finally:
+            integrity = await reader.finish(self.seq)
+        delivered = max(integrity["received"], 1)
+        return {
+            "subscribers": n,
+            "rate_per_s": rate,
+            "broadcasts": count,
+            "server_us_per_delivery": window.server / delivered * 1e6,
+            "client_cpu_share": window.client / elapsed,  # the reader polls: about 1
+            "other_cpu_share": window.other / elapsed,
+            **latency_summary(reader.latencies_ns),
+            **{k: integrity[k] for k in ("received", "lost", "duplicated", "reordered")},
+        }
+
+    async def _send_paced(self, count: int, rate: float) -> float:
+        """Send ``count`` broadcasts at ``rate`` per second; return when it started."""
+        start = time.monotonic()
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._send(self.seq)
+            self.seq += 1
+        return start
+
+    async def _recorded_latency(self, seconds: float, rate: float) -> dict[str, Any]:
+        """The latency phase read by the subscribers themselves (they answer pings)."""
         n = len(self.subs)
         tally = Tally()
         first = self.seq
@@ -117,13 +162,7 @@ class FanoutRig:
         window = CpuWindow(self.server.pid)
         async with Progress(label, lambda: f"{self.seq - first}/{count} broadcasts"):
             with window:
-                start = time.monotonic()
-                for i in range(count):
-                    delay = start + i / rate - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    self._send(self.seq)
-                    self.seq += 1
+                start = await self._send_paced(count, rate)
                 await _quiet(tally, 0.5, 10.0)
         samples: list[int] = []
         for sub, tracker in zip(self.subs, trackers, strict=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -14,7 +14,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return float(sorted_values[rank - 1])
 
 
-def latency_summary(latencies_ns: list[int]) -> dict[str, float]:
+def latency_summary(latencies_ns: Iterable[int]) -> dict[str, float]:
     """p50, p99 and max in milliseconds, plus the sample count."""
     values = sorted(latencies_ns)
     return {

@@ -17,6 +17,7 @@ import hashlib
 import shutil
 import subprocess
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,20 +71,37 @@ class Reader:
         self.subs = subs
         self.delivered = 0  # broadcasts every subscriber has read
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
+        self.latencies_ns = array("q")  # stamp mode: one per delivery, after finish
         self._replies: asyncio.Queue[list[int]] = asyncio.Queue()
+        self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._lines = asyncio.ensure_future(self._read_lines())
 
     @classmethod
-    async def start(cls, subs: Sequence[WsConn], first: int) -> Reader:
-        """Pause reading ``subs`` here and start a reader on them (broadcasts from ``first``)."""
+    async def start(
+        cls, subs: Sequence[WsConn], first: int, *, stamp: bool = False, reserve: int = 0
+    ) -> Reader:
+        """Pause reading ``subs`` here and start a reader on them (broadcasts from ``first``).
+
+        With ``stamp`` every read is woken at once and time-stamped, and ``finish``
+        fills ``latencies_ns``; without it reads are batched (throughput). ``reserve``
+        bytes per subscriber are allocated before reading starts.
+        """
         fds = [sub.fileno() for sub in subs]
         for sub in subs:
             sub.pause()
         process = await asyncio.create_subprocess_exec(
-            str(reader_binary()), str(first), *map(str, fds),
+            str(reader_binary()), "stamp" if stamp else "count", str(first), str(reserve),
+            *map(str, fds),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
         )  # fmt: skip
-        return cls(process, subs)
+        reader = cls(process, subs)
+        done, _ = await asyncio.wait(
+            {reader._ready, reader._lines}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        if reader._ready not in done:
+            await reader.finish(0)
+            raise RuntimeError("the reader did not start")
+        return reader
 
     @property
     def pid(self) -> int:
@@ -94,13 +112,19 @@ class Reader:
         assert self.process.stdout is not None
         async for raw in self.process.stdout:
             kind, *values = raw.split()
-            if kind == b"D":
+            if kind == b"ready":
+                self._ready.set_result(None)
+            elif kind == b"D":
                 self.delivered = int(values[0])
                 waiter = self._waiter
                 if waiter is not None and self.delivered >= waiter[0] and not waiter[1].done():
                     waiter[1].set_result(None)
             else:
-                self._replies.put_nowait([int(v) for v in values])
+                numbers = [int(v) for v in values]
+                if kind == b"R" and len(numbers) == 6:  # latencies follow
+                    raw = await self.process.stdout.readexactly(numbers[5] * 8)
+                    self.latencies_ns.frombytes(raw)
+                self._replies.put_nowait(numbers)
 
     async def _ask(self, command: str) -> list[int]:
         assert self.process.stdin is not None
@@ -127,13 +151,14 @@ class Reader:
 
     async def snapshot(self) -> tuple[int, int]:
         """Bytes read so far and the frame length (0 until known)."""
-        nbytes, _cpu_ns, frame_len = await self._ask("S")
+        nbytes, frame_len = await self._ask("S")
         return nbytes, frame_len
 
-    async def finish(self, end: int) -> dict[str, int]:
-        """Read until every subscriber has read up to ``end``; account; resume ``subs``."""
+    async def finish(self, end: int, timeout: float = TIMEOUT) -> dict[str, int]:
+        """Read until every subscriber has read up to ``end`` (at most ``timeout`` seconds);
+        account; resume ``subs``."""
         try:
-            received, lost, duplicated, reordered, stray = await self._ask(f"E {end}")
+            received, lost, duplicated, reordered, stray, *_ = await self._ask(f"E {end} {round(timeout * 1000)}")
             await self.process.wait()
         finally:
             if self.process.returncode is None:
