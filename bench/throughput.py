@@ -155,10 +155,13 @@ class Reader:
         return nbytes, frame_len
 
     async def finish(self, end: int, timeout: float = TIMEOUT) -> dict[str, int]:
-        """Read until every subscriber has read up to ``end`` (at most ``timeout`` seconds);
-        account; resume ``subs``."""
+        """Account for every broadcast before ``end``; resume ``subs``.
+
+        The reader first reads until every subscriber has read them (or ``timeout``).
+        """
+        command = f"E {end} {round(timeout * 1000)}"
         try:
-            received, lost, duplicated, reordered, stray, *_ = await self._ask(f"E {end} {round(timeout * 1000)}")
+            received, lost, duplicated, reordered, stray, *_ = await self._ask(command)
             await self.process.wait()
         finally:
             if self.process.returncode is None:
