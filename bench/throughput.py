@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
 import subprocess
 import time
@@ -48,16 +49,21 @@ class Window(Protocol):
     ) -> None: ...
 
 
+def c_compiler() -> str | None:
+    """The C compiler the reader is built with, if the machine has one."""
+    return shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+
+
 def reader_binary() -> Path:
     """The compiled reader, built from ``reader.c`` with ``cc`` when the source changed."""
     source = READER_SOURCE.read_bytes()
     binary = BUILD_DIR / f"reader-{hashlib.sha256(source).hexdigest()[:12]}"
     if not binary.exists():
-        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        cc = c_compiler()
         if cc is None:
             raise RuntimeError("the load client needs a C compiler: apt-get install gcc")
         BUILD_DIR.mkdir(exist_ok=True)
-        partial = binary.with_suffix(".partial")
+        partial = binary.with_name(f"{binary.name}.{os.getpid()}.partial")  # then renamed
         subprocess.run([cc, "-O2", "-o", str(partial), str(READER_SOURCE)], check=True)
         partial.rename(binary)
     return binary

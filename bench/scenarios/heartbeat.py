@@ -74,7 +74,7 @@ async def run(ctx: Context) -> Result:
                 everyone = [*rig.subs, *idle]
                 for conn in everyone:
                     conn.ping_times.clear()
-                figures = await rig.latency(ctx.seconds(20), RATE)
+                figures = await rig.latency(ctx.seconds(60), RATE)
                 figures.update(ping_sweep(everyone))
                 figures["evicted"] = sum(conn.closed.done() for conn in everyone)
                 result.figures[f"heartbeat {name}"] = figures

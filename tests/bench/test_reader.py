@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from bench.deliveries import payload
-from bench.throughput import Reader
+from bench.throughput import Reader, c_compiler
 from lucent_ws.frames import text_frame
+from tests.conftest import require
 
 
 class _Peer:
@@ -39,6 +40,7 @@ def _frame(seq: int) -> bytes:
 
 @pytest.fixture
 def pairs() -> Iterator[list[tuple[socket.socket, _Peer]]]:
+    require(c_compiler(), "a C compiler (cc) for bench/reader.c")
     made = [socket.socketpair() for _ in range(3)]
     yield [(ours, _Peer(theirs)) for ours, theirs in made]
     for ours, theirs in made:
