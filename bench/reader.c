@@ -1,7 +1,7 @@
 /*
  * The load client's subscribers during a phase: read, keep, count (and stamp).
  *
- * Usage: reader count|stamp FIRST_SEQ RESERVE FD...
+ * Usage: reader count|stamp FIRST_SEQ RESERVE PINGS NSUBS FD...
  *
  * Reads the already-open WebSocket connections FD... (inherited from bench.throughput,
  * which stops reading them meanwhile). Every byte read is kept, unparsed, in the
@@ -14,13 +14,19 @@
  * bill the server's CPU for it, which a client on another machine would not.
  * RESERVE bytes per connection are allocated and touched before reading starts, so that
  * growing buffers (which happens to every connection at once) does not stall a
- * measurement; 0 lets them grow as needed.
+ * measurement; 0 lets them grow as needed. The first NSUBS descriptors are subscribers;
+ * any after them are only watched for pings. With PINGS = 1 (stamp mode only) frames are
+ * parsed as they arrive: each JSON ping is answered with a JSON pong and noted, protocol
+ * frames are set aside, and deliveries are counted as frames instead of bytes.
  *
  * Lines written to stdout:
  *   ready                  every connection is being read
  *   D <n>                  every connection has read the first n frames (n grew)
  *   S <bytes> <frame_len>  reply to "S": bytes read so far and the frame length (0
  *                          until known)
+ *   P <pings> <connections pinged> <fewest pings on one> <median gap ns> <max gap ns>
+ *     <connections closed>
+ *                          with PINGS = 1, written just before R
  *   R <received> <lost> <duplicated> <reordered> <stray_bytes>
  *                          reply to "E <end_seq> <timeout_ms>": once every connection
  *                          read up to end_seq (or the timeout passed), the buffers are
@@ -52,21 +58,31 @@ typedef struct {
 
 typedef struct {
     int fd;
+    int closed;
     uint8_t *buf;
     size_t len, cap;
     Stamp *stamps;
     size_t nstamps, capstamps;
+    /* PINGS = 1: frames parsed so far, and what they held besides deliveries */
+    size_t parsed;
+    uint64_t delivered, other_bytes;
+    uint64_t *pings; /* when each JSON ping arrived */
+    size_t npings, cappings;
 } Sub;
 
 static int stamping; /* stamp mode */
+static int pinging;  /* PINGS = 1 */
 
-static Sub *subs;
-static size_t nsubs;
-static uint64_t frame_len; /* 0 until the first complete frame is read */
-static uint64_t reported;  /* frames every connection has read, as last written */
-static uint64_t target;    /* bytes a connection needs for reported + 1 frames */
-static size_t lagging;     /* connections below target */
+static Sub *subs;          /* subscribers, then connections only watched for pings */
+static size_t nsubs, nall; /* subscribers; all connections */
+static uint64_t frame_len; /* 0 until the first complete delivery is read */
+static uint64_t reported;  /* deliveries every subscriber has read, as last written */
+static uint64_t target;    /* reported + 1 */
+static size_t lagging;     /* subscribers below target */
 static uint64_t total;     /* bytes read by all connections */
+
+static const uint8_t PING_TEXT[] = "{\"type\":\"ping\"}";
+static const uint8_t PONG_FRAME[] = "\x81\x8f\0\0\0\0{\"type\":\"pong\"}"; /* zero mask */
 
 static void die(const char *what) {
     perror(what);
@@ -86,8 +102,8 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Length of the unmasked frame at the start of buf; 0 until it is complete. */
-static uint64_t first_frame_len(const uint8_t *buf, size_t len) {
+/* Length of the unmasked frame at buf (its header's in *head); 0 until complete. */
+static uint64_t frame_at(const uint8_t *buf, size_t len, uint64_t *headp) {
     if (len < 2) return 0;
     uint64_t n = buf[1] & 0x7f, head = 2;
     if (n == 126) {
@@ -100,25 +116,64 @@ static uint64_t first_frame_len(const uint8_t *buf, size_t len) {
         for (int i = 2; i < 10; i++) n = (n << 8) | buf[i];
         head = 10;
     }
+    *headp = head;
     return len >= head + n ? head + n : 0;
 }
 
-/* Recount the connections below the next frame; write D when the minimum grew. */
+/* Length of the unmasked frame at the start of buf; 0 until it is complete. */
+static uint64_t first_frame_len(const uint8_t *buf, size_t len) {
+    uint64_t head;
+    return frame_at(buf, len, &head);
+}
+
+/* Deliveries a subscriber has read. */
+static uint64_t deliveries(const Sub *s) {
+    return pinging ? s->delivered : frame_len ? s->len / frame_len : 0;
+}
+
+/* Recount the subscribers below the next delivery; write D when the minimum grew. */
 static void recount(void) {
     uint64_t low = UINT64_MAX;
     for (size_t i = 0; i < nsubs; i++)
-        if (subs[i].len < low) low = subs[i].len;
-    uint64_t frames = low / frame_len;
-    if (frames > reported) {
-        reported = frames;
-        say("D %llu\n", frames, 0, 0);
+        if (deliveries(&subs[i]) < low) low = deliveries(&subs[i]);
+    if (low > reported) {
+        reported = low;
+        say("D %llu\n", low, 0, 0);
     }
-    target = (reported + 1) * frame_len;
+    target = reported + 1;
     lagging = 0;
-    for (size_t i = 0; i < nsubs; i++) lagging += subs[i].len < target;
+    for (size_t i = 0; i < nsubs; i++) lagging += deliveries(&subs[i]) < target;
 }
 
-static void read_sub(Sub *s) {
+/* PINGS = 1: walk the frames read since the last call; answer and note JSON pings. */
+static void walk(Sub *s) {
+    for (;;) {
+        uint64_t head, n = frame_at(s->buf + s->parsed, s->len - s->parsed, &head);
+        if (!n) return;
+        const uint8_t *frame = s->buf + s->parsed;
+        s->parsed += n;
+        int text = (frame[0] & 0x0f) == 1;
+        if (text && n - head == sizeof PING_TEXT - 1 &&
+            memcmp(frame + head, PING_TEXT, n - head) == 0) {
+            if (send(s->fd, PONG_FRAME, sizeof PONG_FRAME - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                fprintf(stderr, "reader: pong not sent on fd %d\n", s->fd);
+            if (s->npings == s->cappings) {
+                s->cappings = s->cappings ? s->cappings * 2 : 16;
+                s->pings = realloc(s->pings, s->cappings * sizeof *s->pings);
+                if (!s->pings) die("realloc");
+            }
+            s->pings[s->npings++] = now_ns();
+            s->other_bytes += n;
+        } else if (text && s < subs + nsubs) {
+            if (!frame_len) frame_len = n;
+            s->delivered++;
+        } else {
+            s->other_bytes += n; /* the heartbeat's protocol PING, say */
+        }
+    }
+}
+
+static void read_sub(Sub *s, int ep) {
     if (s->cap - s->len < READ_ROOM) {
         s->cap = s->cap * 2 > s->len + READ_ROOM ? s->cap * 2 : s->len + READ_ROOM;
         s->buf = realloc(s->buf, s->cap);
@@ -127,11 +182,16 @@ static void read_sub(Sub *s) {
     ssize_t n = recv(s->fd, s->buf + s->len, s->cap - s->len, MSG_DONTWAIT);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-        fprintf(stderr, "reader: connection fd %d closed\n", s->fd);
-        exit(3);
+        s->closed = 1; /* the server closed it: counted, no longer read */
+        epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
+        return;
     }
-    size_t before = s->len;
+    int counted = s < subs + nsubs;
+    uint64_t before = counted ? deliveries(s) : 0;
     s->len += (size_t)n;
+    total += (uint64_t)n;
+    if (pinging) walk(s);
+    if (!counted) return;
     if (stamping) {
         if (s->nstamps == s->capstamps) {
             s->capstamps = s->capstamps ? s->capstamps * 2 : 64;
@@ -140,13 +200,9 @@ static void read_sub(Sub *s) {
         }
         s->stamps[s->nstamps++] = (Stamp){.end = s->len, .ns = now_ns()};
     }
-    total += (uint64_t)n;
-    if (!frame_len) {
-        frame_len = first_frame_len(s->buf, s->len);
-        if (frame_len) recount();
-    } else if (before < target && s->len >= target && --lagging == 0) {
-        recount();
-    }
+    if (!frame_len && !pinging) frame_len = first_frame_len(s->buf, s->len);
+    if (!frame_len) return;
+    if (!target || (before < target && deliveries(s) >= target && --lagging == 0)) recount();
 }
 
 /* Sequence accounting of one connection, as bench.deliveries.SeqTracker. */
@@ -206,6 +262,39 @@ static void sample(const Sub *s, size_t *stamp, size_t pos) {
     samples[nsamples++] = (int64_t)(s->stamps[*stamp].ns - sent);
 }
 
+static int by_value(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The P line: how the pings reached every connection. */
+static void ping_summary(void) {
+    uint64_t pings = 0, pinged = 0, fewest = UINT64_MAX, closed = 0;
+    size_t ngaps = 0;
+    for (size_t i = 0; i < nall; i++) ngaps += subs[i].npings ? subs[i].npings - 1 : 0;
+    uint64_t *gaps = malloc((ngaps + 1) * sizeof *gaps);
+    if (!gaps) die("malloc");
+    ngaps = 0;
+    for (size_t i = 0; i < nall; i++) {
+        const Sub *s = &subs[i];
+        pings += s->npings;
+        pinged += s->npings > 0;
+        closed += (uint64_t)s->closed;
+        if (s->npings < fewest) fewest = s->npings;
+        for (size_t k = 1; k < s->npings; k++) gaps[ngaps++] = s->pings[k] - s->pings[k - 1];
+    }
+    qsort(gaps, ngaps, sizeof *gaps, by_value);
+    char line[256];
+    int n = snprintf(line, sizeof line, "P %llu %llu %llu %llu %llu %llu\n",
+                     (unsigned long long)pings, (unsigned long long)pinged,
+                     (unsigned long long)(nall ? fewest : 0),
+                     (unsigned long long)(ngaps ? gaps[ngaps / 2] : 0),
+                     (unsigned long long)(ngaps ? gaps[ngaps - 1] : 0),
+                     (unsigned long long)closed);
+    if (write(STDOUT_FILENO, line, (size_t)n) != n) die("write stdout");
+    free(gaps);
+}
+
 static void account(uint64_t first, uint64_t end) {
     uint64_t received = 0, lost = 0, duplicated = 0, reordered = 0, stray = 0;
     for (size_t i = 0; i < nsubs; i++) {
@@ -230,11 +319,12 @@ static void account(uint64_t first, uint64_t end) {
         lost += t.nmissing + (end > t.expected ? end - t.expected : 0);
         duplicated += t.duplicated;
         reordered += t.reordered;
-        stray += len - t.received * frame_len;
+        stray += len - t.received * frame_len - subs[i].other_bytes;
         free(t.missing);
         free(subs[i].buf);
         free(subs[i].stamps);
     }
+    if (pinging) ping_summary();
     char line[192];
     int n = snprintf(line, sizeof line, "R %llu %llu %llu %llu %llu",
                      (unsigned long long)received, (unsigned long long)lost,
@@ -270,23 +360,26 @@ static int command(const char *line, uint64_t *end, uint64_t *deadline) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 5 || (strcmp(argv[1], "count") && strcmp(argv[1], "stamp"))) {
-        fprintf(stderr, "usage: reader count|stamp FIRST_SEQ RESERVE FD...\n");
+    if (argc < 7 || (strcmp(argv[1], "count") && strcmp(argv[1], "stamp"))) {
+        fprintf(stderr, "usage: reader count|stamp FIRST_SEQ RESERVE PINGS NSUBS FD...\n");
         return 2;
     }
     stamping = argv[1][0] == 's';
     uint64_t first = strtoull(argv[2], NULL, 10), end = 0;
     size_t reserve = strtoull(argv[3], NULL, 10);
-    nsubs = (size_t)(argc - 4);
-    subs = calloc(nsubs, sizeof *subs);
+    pinging = stamping && atoi(argv[4]) == 1;
+    nall = (size_t)(argc - 6);
+    nsubs = strtoull(argv[5], NULL, 10);
+    if (nsubs > nall) nsubs = nall;
+    subs = calloc(nall, sizeof *subs);
     int ep = epoll_create1(0);
     if (!subs || ep < 0) die("setup");
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev) < 0) die("epoll stdin");
     int batch = stamping ? 1 : READ_BATCH;
-    for (size_t i = 0; i < nsubs; i++) {
-        subs[i].fd = atoi(argv[i + 4]);
-        if (reserve) {
+    for (size_t i = 0; i < nall; i++) {
+        subs[i].fd = atoi(argv[i + 6]);
+        if (reserve && i < nsubs) {
             subs[i].cap = reserve + READ_ROOM;
             subs[i].buf = malloc(subs[i].cap);
             subs[i].capstamps = reserve / 64 + 64;
@@ -316,7 +409,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < n; k++) {
             uint64_t i = events[k].data.u64;
             if (i != UINT64_MAX) {
-                read_sub(&subs[i]);
+                read_sub(&subs[i], ep);
                 continue;
             }
             ssize_t got = read(STDIN_FILENO, cmd + cmdlen, sizeof cmd - 1 - cmdlen);

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from bench.deliveries import SeqTracker, Tally, broadcast_frame_body, latencies
+from bench.deliveries import broadcast_frame_body
 from bench.frames import client_frame
 from bench.proc import CpuWindow
 from bench.progress import Progress, say
@@ -62,12 +62,17 @@ class FanoutRig:
         """
         return await self._undisturbed(lambda: self._throughput(seconds, inflight, warmup))
 
-    async def latency(self, seconds: float, rate: float) -> dict[str, Any]:
+    async def latency(
+        self, seconds: float, rate: float, watch: Sequence[WsConn] = ()
+    ) -> dict[str, Any]:
         """Send ``rate`` broadcasts per second, one at a time; measure end-to-end latency.
 
-        Measured again (up to ``ATTEMPTS`` times) when other programs were busy meanwhile.
+        With ``WsConn.watch_pings`` set, pings are answered on the subscribers and on
+        ``watch`` (other connections of the server) while the phase runs, and the
+        figures say how the pings reached them. Measured again (up to ``ATTEMPTS``
+        times) when other programs were busy meanwhile.
         """
-        return await self._undisturbed(lambda: self._latency(seconds, rate))
+        return await self._undisturbed(lambda: self._latency(seconds, rate, watch))
 
     async def _undisturbed(self, phase: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         figures: dict[str, Any] = {}
@@ -107,13 +112,16 @@ class FanoutRig:
             **phase.integrity,
         }
 
-    async def _latency(self, seconds: float, rate: float) -> dict[str, Any]:
-        if WsConn.watch_pings:  # pings must be answered: the subscribers stay in Python
-            return await self._recorded_latency(seconds, rate)
+    async def _latency(
+        self, seconds: float, rate: float, watch: Sequence[WsConn]
+    ) -> dict[str, Any]:
         n = len(self.subs)
         first = self.seq
         count = max(1, round(seconds * rate))
-        reader = await Reader.start(self.subs, first, stamp=True, reserve=count * FRAME_ROOM)
+        pings = WsConn.watch_pings
+        reader = await Reader.start(
+            self.subs, first, stamp=True, reserve=count * FRAME_ROOM, pings=pings, watch=watch
+        )
         window = CpuWindow(self.server.pid)
         window.watch(reader.pid)
         label = f"{self.server.spec.name}: N={n:,} latency at {rate:g}/s"
@@ -127,7 +135,7 @@ class FanoutRig:
         finally:
             integrity = await reader.finish(self.seq)
         delivered = max(integrity["received"], 1)
-        return {
+        figures = {
             "subscribers": n,
             "rate_per_s": rate,
             "broadcasts": count,
@@ -137,6 +145,17 @@ class FanoutRig:
             **latency_summary(reader.latencies_ns),
             **{k: integrity[k] for k in ("received", "lost", "duplicated", "reordered")},
         }
+        if pings:
+            seen = reader.pings
+            figures.update(
+                pings_received=seen["pings"],
+                connections_pinged=seen["pinged"],
+                pings_per_connection_min=seen["fewest"],
+                ping_gap_median_s=seen["gap_median_ns"] / 1e9,
+                ping_gap_max_s=seen["gap_max_ns"] / 1e9,
+                closed_by_server=seen["closed"],
+            )
+        return figures
 
     async def _send_paced(self, count: int, rate: float) -> float:
         """Send ``count`` broadcasts at ``rate`` per second; return when it started."""
@@ -149,62 +168,9 @@ class FanoutRig:
             self.seq += 1
         return start
 
-    async def _recorded_latency(self, seconds: float, rate: float) -> dict[str, Any]:
-        """The latency phase read by the subscribers themselves (they answer pings)."""
-        n = len(self.subs)
-        tally = Tally()
-        first = self.seq
-        trackers = [SeqTracker(first, tally) for _ in self.subs]
-        for sub, tracker in zip(self.subs, trackers, strict=True):
-            sub.record(tracker)
-        count = max(1, round(seconds * rate))
-        label = f"{self.server.spec.name}: N={n:,} latency at {rate:g}/s"
-        window = CpuWindow(self.server.pid)
-        async with Progress(label, lambda: f"{self.seq - first}/{count} broadcasts"):
-            with window:
-                start = await self._send_paced(count, rate)
-                await _quiet(tally, 0.5, 10.0)
-        samples: list[int] = []
-        for sub, tracker in zip(self.subs, trackers, strict=True):
-            chunks = sub.chunks
-            sub.drain()
-            sub.chunks = []
-            samples.extend(latencies(tracker, chunks))
-        delivered = max(tally.delivered, 1)
-        return {
-            "subscribers": n,
-            "rate_per_s": rate,
-            "broadcasts": count,
-            "server_us_per_delivery": window.server / delivered * 1e6,
-            "client_us_per_delivery": window.client / delivered * 1e6,
-            "other_cpu_share": window.other / (time.monotonic() - start),
-            **latency_summary(samples),
-            **_integrity(trackers, self.seq),
-        }
-
     def close(self) -> None:
         """Drop every connection."""
         for conn in [*self.subs, *([self.pub] if self.pub else [])]:
             conn.abort()
         self.subs = []
         self.pub = None
-
-
-async def _quiet(tally: Tally, quiet: float, limit: float) -> None:
-    """Wait until nothing arrived for ``quiet`` seconds (at most ``limit`` seconds)."""
-    deadline = time.monotonic() + limit
-    await asyncio.sleep(quiet)
-    while time.monotonic() < deadline:
-        idle = (time.monotonic_ns() - tally.last_rx_ns) / 1e9
-        if idle >= quiet:
-            return
-        await asyncio.sleep(quiet - idle)
-
-
-def _integrity(trackers: list[SeqTracker], end: int) -> dict[str, int]:
-    return {
-        "received": sum(t.received for t in trackers),
-        "lost": sum(t.lost(end) for t in trackers),
-        "duplicated": sum(t.duplicated for t in trackers),
-        "reordered": sum(t.reordered for t in trackers),
-    }

@@ -72,35 +72,46 @@ def reader_binary() -> Path:
 class Reader:
     """The reader process of one phase, reading ``subs`` while they are paused here."""
 
-    def __init__(self, process: asyncio.subprocess.Process, subs: Sequence[WsConn]) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, conns: Sequence[WsConn]) -> None:
         self.process = process
-        self.subs = subs
+        self.conns = conns  # subscribers and watched connections
         self.delivered = 0  # broadcasts every subscriber has read
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
         self.latencies_ns = array("q")  # stamp mode: one per delivery, after finish
+        self.pings: dict[str, int] = {}  # with pings: how they reached the connections
         self._replies: asyncio.Queue[list[int]] = asyncio.Queue()
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._lines = asyncio.ensure_future(self._read_lines())
 
     @classmethod
     async def start(
-        cls, subs: Sequence[WsConn], first: int, *, stamp: bool = False, reserve: int = 0
+        cls,
+        subs: Sequence[WsConn],
+        first: int,
+        *,
+        stamp: bool = False,
+        reserve: int = 0,
+        pings: bool = False,
+        watch: Sequence[WsConn] = (),
     ) -> Reader:
         """Pause reading ``subs`` here and start a reader on them (broadcasts from ``first``).
 
         With ``stamp`` every read is woken at once and time-stamped, and ``finish``
         fills ``latencies_ns``; without it reads are batched (throughput). ``reserve``
-        bytes per subscriber are allocated before reading starts.
+        bytes per subscriber are allocated before reading starts. With ``pings`` (stamp
+        mode) the reader answers JSON pings on ``subs`` and on ``watch`` (connections
+        that only get pings), and ``finish`` fills ``pings``.
         """
-        fds = [sub.fileno() for sub in subs]
-        for sub in subs:
-            sub.pause()
+        conns = [*subs, *watch]
+        fds = [conn.fileno() for conn in conns]
+        for conn in conns:
+            conn.pause()
         process = await asyncio.create_subprocess_exec(
             str(reader_binary()), "stamp" if stamp else "count", str(first), str(reserve),
-            *map(str, fds),
+            "1" if pings else "0", str(len(subs)), *map(str, fds),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
         )  # fmt: skip
-        reader = cls(process, subs)
+        reader = cls(process, conns)
         done, _ = await asyncio.wait(
             {reader._ready, reader._lines}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED
         )
@@ -125,6 +136,9 @@ class Reader:
                 waiter = self._waiter
                 if waiter is not None and self.delivered >= waiter[0] and not waiter[1].done():
                     waiter[1].set_result(None)
+            elif kind == b"P":
+                names = ("pings", "pinged", "fewest", "gap_median_ns", "gap_max_ns", "closed")
+                self.pings = dict(zip(names, map(int, values), strict=True))
             else:
                 numbers = [int(v) for v in values]
                 if kind == b"R" and len(numbers) == 6:  # latencies follow
@@ -174,8 +188,8 @@ class Reader:
                 self.process.kill()
                 await self.process.wait()
             self._lines.cancel()
-            for sub in self.subs:
-                sub.resume()
+            for conn in self.conns:
+                conn.resume()
         return {
             "received": received,
             "lost": lost,

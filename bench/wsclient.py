@@ -1,24 +1,21 @@
 """Load client connections: a raw WebSocket over an asyncio protocol.
 
 A connection starts in ``FRAMES`` mode (parses frames, queues text messages for
-``recv``). For measurement it switches to ``RECORD`` (stores arrival time and raw bytes,
-parsed after the run) or ``DRAIN`` (discards); throughput phases pause it and let
-:mod:`bench.throughput`'s reader read its socket. In
-``FRAMES`` mode (and in every mode when ``WsConn.watch_pings`` is set) a JSON
-``{"type":"ping"}`` from the server is answered with ``{"type":"pong"}``.
+``recv``), then switches to ``DRAIN`` (discards) once set up; measured phases pause it
+and let :mod:`bench.throughput`'s reader read its socket. In ``FRAMES`` mode (and in
+``DRAIN`` mode when ``WsConn.watch_pings`` is set) a JSON ``{"type":"ping"}`` from the
+server is answered with ``{"type":"pong"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, cast
 
 import orjson
 
-from bench.deliveries import SeqTracker, Tally
 from bench.frames import (
     OP_CLOSE,
     OP_PING,
@@ -30,7 +27,7 @@ from bench.frames import (
     parse_frames,
 )
 
-FRAMES, RECORD, DRAIN = range(3)
+FRAMES, DRAIN = range(2)
 
 _PONG = client_frame(b'{"type":"pong"}')
 _PING_MARK = b'"ping"'
@@ -48,11 +45,6 @@ class WsConn(asyncio.Protocol):
     def __init__(self, request: bytes) -> None:
         self.transport: asyncio.Transport | None = None
         self.mode = FRAMES
-        self.tracker: SeqTracker | None = None
-        self.tally: Tally | None = None
-        self.chunks: list[tuple[int, bytes]] = []
-        self.ping_times: list[int] = []
-        self.pongs_sent = 0
         self.closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._request = request
         self._handshaken = False
@@ -67,16 +59,9 @@ class WsConn(asyncio.Protocol):
         self.transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
-        mode = self.mode
-        if mode == RECORD:
-            t = time.monotonic_ns()
-            self.chunks.append((t, data))
-            assert self.tally is not None
-            self.tally.last_rx_ns = t
-        elif mode == FRAMES:
+        if self.mode == FRAMES:
             self._frames_received(data)
-            return
-        if self.watch_pings and _PING_MARK in data:
+        elif self.watch_pings and _PING_MARK in data:
             self._answer_ping()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -116,8 +101,6 @@ class WsConn(asyncio.Protocol):
         self._wake()
 
     def _answer_ping(self) -> None:
-        self.ping_times.append(time.monotonic_ns())
-        self.pongs_sent += 1
         self._send(_PONG)
 
     def _wake(self) -> None:
@@ -172,26 +155,11 @@ class WsConn(asyncio.Protocol):
         async with asyncio.timeout(timeout):
             await self.expect("joined")
 
-    def record(self, tracker: SeqTracker) -> None:
-        """Switch to ``RECORD`` mode; ``tracker`` accounts the chunks afterwards."""
-        self.tracker = tracker
-        self.tally = tracker.tally
-        self.chunks = []
-        self.mode = RECORD
-        self._flush_to_mode()
-
     def drain(self) -> None:
         """Switch to ``DRAIN`` mode: discard everything but answer pings."""
         self.mode = DRAIN
         self._buf.clear()
         self._messages.clear()
-
-    def _flush_to_mode(self) -> None:
-        leftover = b"".join(self._messages) + bytes(self._buf)
-        self._messages.clear()
-        self._buf.clear()
-        if leftover:
-            self.data_received(leftover)
 
     async def close(self, timeout: float = 5.0) -> int | None:
         """Close handshake: send close, wait for the server's close or EOF, then drop."""

@@ -92,3 +92,44 @@ async def test_stamp_mode_gives_one_latency_per_delivery(
     assert integrity["lost"] == 0
     assert len(reader.latencies_ns) == 12
     assert all(0 < ns < 10**9 for ns in reader.latencies_ns)
+
+
+PING = text_frame(b'{"type":"ping"}')
+PROTOCOL_PING = b"\x89\x00"
+PONG = b'\x81\x8f\x00\x00\x00\x00{"type":"pong"}'
+
+
+async def test_pings_are_answered_and_kept_out_of_the_count(
+    pairs: list[tuple[socket.socket, _Peer]],
+) -> None:
+    (sub_end, sub), (idle_end, idle), _ = pairs
+    reader = await Reader.start([sub], 0, stamp=True, reserve=4096, pings=True, watch=[idle])
+    assert idle.paused
+    sub_end.sendall(PING + PROTOCOL_PING + _frame(0) + PING + _frame(1) + _frame(2))
+    idle_end.sendall(PING + PROTOCOL_PING)
+    await reader.wait_delivered(3)
+    integrity = await reader.finish(3)
+    assert integrity == {
+        "received": 3, "lost": 0, "duplicated": 0, "reordered": 0, "stray_bytes": 0
+    }  # fmt: skip
+    assert len(reader.latencies_ns) == 3
+    assert sub_end.recv(1024) == PONG * 2
+    assert idle_end.recv(1024) == PONG
+    assert reader.pings["pings"] == 3
+    assert reader.pings["pinged"] == 2
+    assert reader.pings["fewest"] == 1
+    assert reader.pings["closed"] == 0
+    assert not idle.paused
+
+
+async def test_a_connection_the_server_closes_is_counted_not_fatal(
+    pairs: list[tuple[socket.socket, _Peer]],
+) -> None:
+    (sub_end, sub), (idle_end, idle), _ = pairs
+    reader = await Reader.start([sub], 0, stamp=True, pings=True, watch=[idle])
+    idle_end.shutdown(socket.SHUT_WR)
+    sub_end.sendall(_frame(0))
+    await reader.wait_delivered(1)
+    integrity = await reader.finish(1)
+    assert integrity["received"] == 1
+    assert reader.pings["closed"] == 1
