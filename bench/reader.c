@@ -117,7 +117,7 @@ static uint64_t frame_at(const uint8_t *buf, size_t len, uint64_t *headp) {
         head = 10;
     }
     *headp = head;
-    return len >= head + n ? head + n : 0;
+    return n <= len && len - n >= head ? head + n : 0; /* no overflow for huge n */
 }
 
 /* Length of the unmasked frame at the start of buf; 0 until it is complete. */
@@ -152,7 +152,8 @@ static void walk(Sub *s) {
         if (!n) return;
         const uint8_t *frame = s->buf + s->parsed;
         s->parsed += n;
-        int text = (frame[0] & 0x0f) == 1;
+        int opcode = frame[0] & 0x0f, text = opcode == 1;
+        if (opcode == 8) s->closed = 1; /* the server's close frame: evicted */
         if (text && n - head == sizeof PING_TEXT - 1 &&
             memcmp(frame + head, PING_TEXT, n - head) == 0) {
             if (send(s->fd, PONG_FRAME, sizeof PONG_FRAME - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
@@ -239,8 +240,8 @@ static void track(Tracker *t, uint64_t seq) {
 
 static int is_mark(const uint8_t *p) {
     if (p[9] != ':') return 0;
-    for (int i = 1; i < 9; i++)
-        if (p[i] < '0' || p[i] > '9') return 0;
+    for (int i = 1; i < MARK_LEN; i++)
+        if (i != 9 && (p[i] < '0' || p[i] > '9')) return 0;
     return 1;
 }
 
@@ -296,11 +297,14 @@ static void ping_summary(void) {
 }
 
 static void account(uint64_t first, uint64_t end) {
-    uint64_t received = 0, lost = 0, duplicated = 0, reordered = 0, stray = 0;
+    uint64_t received = 0, lost = 0, duplicated = 0, reordered = 0;
+    int64_t stray = 0;
     for (size_t i = 0; i < nsubs; i++) {
         Tracker t = {.expected = first};
         const uint8_t *buf = subs[i].buf;
-        size_t len = subs[i].len, pos = 0, stamp = 0;
+        /* Only whole frames are scanned: a frame cut short by the timeout is not received. */
+        size_t len = pinging ? subs[i].parsed : frame_len ? subs[i].len - subs[i].len % frame_len : 0;
+        size_t pos = 0, stamp = 0;
         while (pos + MARK_LEN <= len) {
             const uint8_t *bar = memchr(buf + pos, '|', len - MARK_LEN + 1 - pos);
             if (!bar) break;
@@ -308,8 +312,10 @@ static void account(uint64_t first, uint64_t end) {
             if (is_mark(bar)) {
                 uint64_t seq = 0;
                 for (int k = 1; k < 9; k++) seq = seq * 10 + (uint64_t)(bar[k] - '0');
-                track(&t, seq);
-                if (stamping) sample(&subs[i], &stamp, pos);
+                if (seq >= first && seq < end) { /* others are no delivery of this phase */
+                    track(&t, seq);
+                    if (stamping) sample(&subs[i], &stamp, pos);
+                }
                 pos += MARK_LEN;
             } else {
                 pos += 1;
@@ -319,17 +325,17 @@ static void account(uint64_t first, uint64_t end) {
         lost += t.nmissing + (end > t.expected ? end - t.expected : 0);
         duplicated += t.duplicated;
         reordered += t.reordered;
-        stray += len - t.received * frame_len - subs[i].other_bytes;
+        stray += (int64_t)subs[i].len - (int64_t)(t.received * frame_len + subs[i].other_bytes);
         free(t.missing);
         free(subs[i].buf);
         free(subs[i].stamps);
     }
     if (pinging) ping_summary();
     char line[192];
-    int n = snprintf(line, sizeof line, "R %llu %llu %llu %llu %llu",
+    int n = snprintf(line, sizeof line, "R %llu %llu %llu %llu %lld",
                      (unsigned long long)received, (unsigned long long)lost,
                      (unsigned long long)duplicated, (unsigned long long)reordered,
-                     (unsigned long long)stray);
+                     (long long)stray);
     if (stamping) n += snprintf(line + n, sizeof line - (size_t)n, " %zu", nsamples);
     line[n++] = '\n';
     if (write(STDOUT_FILENO, line, (size_t)n) != n) die("write stdout");
@@ -400,7 +406,9 @@ int main(int argc, char **argv) {
     uint64_t deadline = 0;
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        if (ending && ((frame_len && reported >= end - first) || now_ns() > deadline)) break;
+        if (ending && (end <= first || (frame_len && reported >= end - first) ||
+                       now_ns() > deadline))
+            break;
         int n = epoll_wait(ep, events, MAX_EVENTS, stamping ? 0 : ending ? 10 : -1);
         if (n < 0) {
             if (errno == EINTR) continue;

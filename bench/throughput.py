@@ -13,6 +13,7 @@ reordered deliveries are counted exactly, outside the measured window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -102,21 +103,30 @@ class Reader:
         mode) the reader answers JSON pings on ``subs`` and on ``watch`` (connections
         that only get pings), and ``finish`` fills ``pings``.
         """
-        conns = [*subs, *watch]
+        closed = sum(sub.closing() for sub in subs)
+        if closed:
+            raise RuntimeError(f"{closed} subscribers were closed before the phase")
+        conns = [*subs, *(conn for conn in watch if not conn.closing())]
         fds = [conn.fileno() for conn in conns]
         for conn in conns:
             conn.pause()
-        process = await asyncio.create_subprocess_exec(
-            str(reader_binary()), "stamp" if stamp else "count", str(first), str(reserve),
-            "1" if pings else "0", str(len(subs)), *map(str, fds),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
-        )  # fmt: skip
+        try:
+            process = await asyncio.create_subprocess_exec(
+                str(reader_binary()), "stamp" if stamp else "count", str(first), str(reserve),
+                "1" if pings else "0", str(len(subs)), *map(str, fds),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
+            )  # fmt: skip
+        except BaseException:
+            for conn in conns:
+                conn.resume()
+            raise
         reader = cls(process, conns)
         done, _ = await asyncio.wait(
             {reader._ready, reader._lines}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED
         )
         if reader._ready not in done:
-            await reader.finish(0)
+            with contextlib.suppress(RuntimeError, ValueError):
+                await reader.finish(first, timeout=0.0)
             raise RuntimeError("the reader did not start")
         return reader
 
@@ -146,12 +156,14 @@ class Reader:
                     self.latencies_ns.frombytes(raw)
                 self._replies.put_nowait(numbers)
 
-    async def _ask(self, command: str) -> list[int]:
+    async def _ask(self, command: str, timeout: float = TIMEOUT) -> list[int]:
         assert self.process.stdin is not None
+        while not self._replies.empty():  # a late answer to a question that timed out
+            self._replies.get_nowait()
         self.process.stdin.write(command.encode() + b"\n")
         get = asyncio.ensure_future(self._replies.get())
         done, _ = await asyncio.wait(
-            {get, self._lines}, timeout=TIMEOUT + 5.0, return_when=asyncio.FIRST_COMPLETED
+            {get, self._lines}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
         if get not in done:
             get.cancel()
@@ -181,7 +193,8 @@ class Reader:
         """
         command = f"E {end} {round(timeout * 1000)}"
         try:
-            received, lost, duplicated, reordered, stray, *_ = await self._ask(command)
+            answer = await self._ask(command, timeout + TIMEOUT)
+            received, lost, duplicated, reordered, stray, *_ = answer
             await self.process.wait()
         finally:
             if self.process.returncode is None:

@@ -10,6 +10,7 @@ server is answered with ``{"type":"pong"}``.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, cast
@@ -183,9 +184,15 @@ class WsConn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.pause_reading()
 
+    def closing(self) -> bool:
+        """True once the connection is closed or closing."""
+        return self.transport is None or self.transport.is_closing()
+
     def resume(self) -> None:
-        """Read here again."""
+        """Read here again, woken for every byte (the reader may have batched reads)."""
         if self.transport is not None and not self.transport.is_closing():
+            sock = self.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
             self.transport.resume_reading()
 
     def abort(self) -> None:

@@ -33,6 +33,9 @@ class _Peer:
     def resume(self) -> None:
         self.paused = False
 
+    def closing(self) -> bool:
+        return False
+
 
 def _frame(seq: int) -> bytes:
     return text_frame(orjson.dumps({"type": "message", "room": "r", "payload": payload(seq)}))
@@ -132,4 +135,43 @@ async def test_a_connection_the_server_closes_is_counted_not_fatal(
     await reader.wait_delivered(1)
     integrity = await reader.finish(1)
     assert integrity["received"] == 1
+    assert reader.pings["closed"] == 1
+
+
+async def test_a_frame_cut_short_is_lost_not_received(
+    pairs: list[tuple[socket.socket, _Peer]],
+) -> None:
+    (ours, peer), *_ = pairs
+    reader = await Reader.start([peer], 0)
+    ours.sendall(_frame(0) + _frame(1)[:82])  # the marker is whole, the frame is not
+    await reader.wait_delivered(1)
+    integrity = await reader.finish(2, timeout=0.2)
+    assert integrity == {
+        "received": 1, "lost": 1, "duplicated": 0, "reordered": 0, "stray_bytes": 82
+    }  # fmt: skip
+
+
+async def test_a_marker_outside_the_phase_is_stray(
+    pairs: list[tuple[socket.socket, _Peer]],
+) -> None:
+    (ours, peer), *_ = pairs
+    reader = await Reader.start([peer], 0)
+    ours.sendall(_frame(0) + _frame(99_999_999) + _frame(1))
+    await reader.wait_delivered(3)
+    integrity = await reader.finish(2)
+    assert integrity == {
+        "received": 2, "lost": 0, "duplicated": 0, "reordered": 0,
+        "stray_bytes": len(_frame(0)),
+    }  # fmt: skip
+
+
+async def test_a_close_frame_counts_as_closed_by_the_server(
+    pairs: list[tuple[socket.socket, _Peer]],
+) -> None:
+    (sub_end, sub), (idle_end, idle), _ = pairs
+    reader = await Reader.start([sub], 0, stamp=True, pings=True, watch=[idle])
+    idle_end.sendall(PING + b"\x88\x02\x03\xe8")  # close 1000, socket left open
+    sub_end.sendall(_frame(0))
+    await reader.wait_delivered(1)
+    await reader.finish(1)
     assert reader.pings["closed"] == 1
