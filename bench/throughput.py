@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 
 READER_SOURCE = Path(__file__).with_name("reader.c")
 BUILD_DIR = Path(__file__).with_name(".build")
-TIMEOUT = 10.0  # seconds: a broadcast not read everywhere by then fails the phase
+TIMEOUT = 10.0
+INTEGRITY = (
+    "received",
+    "lost",
+    "duplicated",
+    "reordered",
+    "stray_bytes",
+)  # as finish counts  # seconds: a broadcast not read everywhere by then fails the phase
 
 
 class Window(Protocol):
@@ -194,7 +201,6 @@ class Reader:
         command = f"E {end} {round(timeout * 1000)}"
         try:
             answer = await self._ask(command, timeout + TIMEOUT)
-            received, lost, duplicated, reordered, stray, *_ = answer
             await self.process.wait()
         finally:
             if self.process.returncode is None:
@@ -203,13 +209,7 @@ class Reader:
             self._lines.cancel()
             for conn in self.conns:
                 conn.resume()
-        return {
-            "received": received,
-            "lost": lost,
-            "duplicated": duplicated,
-            "reordered": reordered,
-            "stray_bytes": stray,
-        }
+        return dict(zip(INTEGRITY, answer[: len(INTEGRITY)], strict=True))
 
 
 @dataclass
