@@ -34,14 +34,8 @@ if TYPE_CHECKING:
 
 READER_SOURCE = Path(__file__).with_name("reader.c")
 BUILD_DIR = Path(__file__).with_name(".build")
-TIMEOUT = 10.0
-INTEGRITY = (
-    "received",
-    "lost",
-    "duplicated",
-    "reordered",
-    "stray_bytes",
-)  # as finish counts  # seconds: a broadcast not read everywhere by then fails the phase
+TIMEOUT = 10.0  # seconds: a broadcast not read everywhere by then fails the phase
+INTEGRITY = ("received", "lost", "duplicated", "reordered", "stray_bytes")  # what finish counts
 
 
 class Window(Protocol):
