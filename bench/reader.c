@@ -3,7 +3,7 @@
  *
  * Usage: reader count|stamp FIRST_SEQ RESERVE PINGS NSUBS FD...
  *
- * Reads the already-open WebSocket connections FD... (inherited from bench.throughput,
+ * Reads the already-open WebSocket connections FD... (inherited from bench/reader.py,
  * which stops reading them meanwhile). Every byte read is kept, unparsed, in the
  * connection's buffer; the bytes are only counted. Every delivered frame of a phase has
  * the same length, so a byte count divided by that length (taken from the first complete
@@ -21,17 +21,17 @@
  *
  * Lines written to stdout:
  *   ready                  every connection is being read
- *   D <n>                  every connection has read the first n frames (n grew)
+ *   D <n>                  every subscriber has read the first n deliveries (n grew)
  *   S <bytes> <frame_len>  reply to "S": bytes read so far and the frame length (0
  *                          until known)
  *   P <pings> <connections pinged> <fewest pings on one> <median gap ns> <max gap ns>
  *     <connections closed>
  *                          with PINGS = 1, written just before R
  *   R <received> <lost> <duplicated> <reordered> <stray_bytes>
- *                          reply to "E <end_seq> <timeout_ms>": once every connection
- *                          read up to end_seq (or the timeout passed), the buffers are
- *                          scanned for
- *                          sequence markers (see bench/deliveries.py); then it exits.
+ *                          reply to "E <end_seq> <timeout_ms>": once every subscriber
+ *                          read up to end_seq (or the timeout passed), its whole frames
+ *                          are scanned for sequence markers (see bench/deliveries.py);
+ *                          then it exits.
  *                          In stamp mode the line ends with a sample count n, and n
  *                          native int64 latencies in ns (arrival - send) follow it.
  */

@@ -13,9 +13,10 @@ from bench.frames import client_frame
 from bench.proc import CpuWindow
 from bench.progress import Progress, say
 from bench.quiet import QUIET, wait_quiet
+from bench.reader import Reader
 from bench.servers import HOST, ServerProcess
 from bench.stats import latency_summary
-from bench.throughput import Reader, run_phase
+from bench.throughput import run_phase
 from bench.wsclient import WsConn, connect, connect_many
 
 ROOM = "bench"

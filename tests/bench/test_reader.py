@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from bench.deliveries import payload
-from bench.throughput import INTEGRITY, Reader, c_compiler
+from bench.reader import INTEGRITY, Reader, c_compiler
 from lucent_ws.frames import text_frame
 from tests.conftest import require
 
