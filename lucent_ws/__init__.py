@@ -21,7 +21,9 @@ from .accesslog import SafeAccessLogger
 from .admin import create_admin_app
 from .app import create_app, drain, setup
 from .auth import CredentialReader, jwt_authenticator, token_authenticator
+from .codes import CloseCode, EvictionReason
 from .config import HeartbeatConfig, Limits
+from .connection import Connection
 from .errors import (
     AuthenticationFailed,
     BrokerError,
@@ -34,7 +36,8 @@ from .errors import (
 )
 from .handler import WebSocketHandler, websocket_handler
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
-from .manager import CloseCode, Connection, WebSocketManager
+from .manager import WebSocketManager, ws_manager
+from .version import __version__
 
 __all__ = [
     "HANDLER_KEY",
@@ -46,6 +49,7 @@ __all__ = [
     "ConfigurationError",
     "Connection",
     "CredentialReader",
+    "EvictionReason",
     "HandshakeError",
     "HeartbeatConfig",
     "Limits",
@@ -66,8 +70,3 @@ __all__ = [
     "websocket_handler",
     "ws_manager",
 ]
-
-__version__ = "0.1.0"
-
-ws_manager = WebSocketManager()
-"""The default manager, shared by every app that is not given another one."""

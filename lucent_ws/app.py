@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Unpack
 
 from aiohttp import web
 
+from .codes import CloseCode
 from .errors import ConfigurationError
 from .handler import EndpointOptions, WebSocketHandler, build_endpoint
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
-from .manager import CloseCode, WebSocketManager
+from .manager import WebSocketManager
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from .cluster import Cluster
 
 __all__ = ["create_app", "drain", "mount_admin", "setup"]
 
@@ -22,7 +23,7 @@ def setup(
     app: web.Application,
     *,
     path: str = "/ws",
-    broker: Broker | None = None,
+    broker: Cluster | None = None,
     **options: Unpack[EndpointOptions],
 ) -> WebSocketHandler:
     """Add the WebSocket endpoint to an existing app, like the original plugin.
@@ -30,9 +31,9 @@ def setup(
     Takes the :class:`~lucent_ws.handler.EndpointOptions` (``manager``,
     ``heartbeat``, ``on_join_room``, ``authenticate``, ``require_auth``,
     ``allowed_origins``, ``limits``). Stores the manager, handler and shutdown
-    state under the keys of :mod:`lucent_ws.keys`; at startup the app
-    configures the manager's heartbeat (the first app to start wins), and at
-    shutdown it closes every connection with 1001. With a ``broker``
+    state under the keys of :mod:`lucent_ws.keys`; at shutdown it closes every
+    connection with 1001 and at cleanup stops the manager's heartbeat (the
+    manager owns its timing: see ``heartbeat`` in the options). With a ``broker``
     (scale-out, see :mod:`lucent_ws.broker`) the app starts it at startup and
     stops it at cleanup. Returns the handler.
     """
@@ -41,7 +42,6 @@ def setup(
     app[HANDLER_KEY] = handler
     app[STATE_KEY] = handler.state
     app.router.add_get(path, handler.handle, name="lucent_ws")
-    app.on_startup.append(_configure_heartbeat)
     app.on_shutdown.append(drain)
     app.on_cleanup.append(_stop_heartbeat)
     if broker is not None:
@@ -57,7 +57,7 @@ def create_app(
     redis_url: str | None = None,
     redis_prefix: str = "lucent_ws",
     lease: float = 15.0,
-    broker: Broker | None = None,
+    broker: Cluster | None = None,
     **options: Unpack[EndpointOptions],
 ) -> web.Application:
     """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.
@@ -116,16 +116,12 @@ async def drain(app: web.Application) -> None:
     await app[MANAGER_KEY].close_all(CloseCode.GOING_AWAY, "Server shutting down")
 
 
-async def _configure_heartbeat(app: web.Application) -> None:
-    app[MANAGER_KEY].configure_heartbeat(app[HANDLER_KEY].heartbeat)
-
-
 async def _stop_heartbeat(app: web.Application) -> None:
     app[MANAGER_KEY].stop_heartbeat()
 
 
 def _broker_context(
-    broker: Broker,
+    broker: Cluster,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run_broker(app: web.Application) -> AsyncIterator[None]:
         await broker.start(app[MANAGER_KEY])

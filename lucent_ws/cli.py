@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import __version__
 from .accesslog import SafeAccessLogger
 from .admin.auth import generate_token
 from .app import create_app, drain, mount_admin
@@ -27,6 +26,7 @@ from .config import HeartbeatConfig, Limits
 from .errors import ConfigurationError
 from .keys import MANAGER_KEY
 from .manager import WebSocketManager
+from .version import __version__
 
 __all__ = ["build_app", "main", "parse_args"]
 
@@ -144,8 +144,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def build_app(ns: argparse.Namespace) -> web.Application:
     """The app the command line describes. Raises ConfigurationError for bad values."""
-    heartbeat: HeartbeatConfig | bool = (
-        False
+    heartbeat = (
+        None
         if ns.no_heartbeat
         else HeartbeatConfig(interval=ns.heartbeat_interval, timeout=ns.heartbeat_timeout)
     )
@@ -157,7 +157,7 @@ def build_app(ns: argparse.Namespace) -> web.Application:
         max_outbound_buffer=ns.max_outbound_buffer,
         max_connections=ns.max_connections,
     )
-    manager = WebSocketManager(heartbeat=None, close_timeout=ns.close_timeout)
+    manager = WebSocketManager(heartbeat=heartbeat, close_timeout=ns.close_timeout)
     if ns.admin_token == "":
         raise ConfigurationError("--admin-token must not be empty")
     ns.admin_token_generated = ns.admin_token is None
@@ -166,7 +166,6 @@ def build_app(ns: argparse.Namespace) -> web.Application:
     return create_app(
         ns.path,
         manager=manager,
-        heartbeat=heartbeat,
         allowed_origins=ns.allowed_origins,
         limits=limits,
         admin=ns.admin_port is None,

@@ -19,9 +19,16 @@ from typing import TypedDict, TypeGuard, Unpack
 from aiohttp import WSMsgType, web
 
 from .auth import BEARER_SUBPROTOCOL, EXPIRES_AT, Authenticator, Identity
+from .codes import CloseCode, EvictionReason
 from .config import HeartbeatConfig, Limits
-from .errors import AuthenticationFailed, HandshakeError, OriginRejected, ServiceUnavailable
-from .manager import CloseCode, EvictionReason, WebSocketManager
+from .errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    HandshakeError,
+    OriginRejected,
+    ServiceUnavailable,
+)
+from .manager import WebSocketManager, ws_manager
 from .origin import OriginPolicy
 from .session import JoinHook, Session
 
@@ -62,7 +69,6 @@ class WebSocketHandler:
     on_join_room: JoinHook | None = None
     authenticate: Authenticator | None = None
     require_auth: bool = False
-    heartbeat: HeartbeatConfig | None = None
     state: HubState = field(default_factory=HubState)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -224,7 +230,10 @@ class EndpointOptions(TypedDict, total=False):
     manager: WebSocketManager | None
     """The hub to serve; :data:`lucent_ws.ws_manager` by default."""
     heartbeat: HeartbeatConfig | bool | None
-    """A :class:`HeartbeatConfig`, True for the defaults (30 s / 10 s), False for none."""
+    """The default manager's heartbeat: a :class:`HeartbeatConfig`, True for the
+    defaults (30 s / 10 s), False for none; omitted, the manager's own. A manager
+    passed as ``manager`` keeps its own: a different ``heartbeat`` is refused with
+    :class:`~lucent_ws.errors.ConfigurationError`."""
     on_join_room: JoinHook | None
     """``on_join_room(room, conn)``, sync or async: True allows the join."""
     authenticate: Authenticator | None
@@ -240,21 +249,14 @@ class EndpointOptions(TypedDict, total=False):
 def websocket_handler(**options: Unpack[EndpointOptions]) -> Handler:
     """An aiohttp handler for your own route, e.g. ``app.router.add_get("/live", h)``.
 
-    Takes the :class:`EndpointOptions`. The manager's heartbeat is configured
-    now, unless an app configured it first.
+    Takes the :class:`EndpointOptions`.
     """
-    endpoint = build_endpoint(**options)
-    endpoint.manager.configure_heartbeat(endpoint.heartbeat)
-    return endpoint.handle
+    return build_endpoint(**options).handle
 
 
 def build_endpoint(**options: Unpack[EndpointOptions]) -> WebSocketHandler:
     """The endpoint behind :func:`websocket_handler`, for callers that need its state."""
-    manager = options.get("manager")
-    if manager is None:
-        from . import ws_manager
-
-        manager = ws_manager
+    manager = _serve(options.get("manager"), options.get("heartbeat"))
     return WebSocketHandler(
         manager=manager,
         limits=options.get("limits") or Limits(),
@@ -262,8 +264,28 @@ def build_endpoint(**options: Unpack[EndpointOptions]) -> WebSocketHandler:
         on_join_room=options.get("on_join_room"),
         authenticate=options.get("authenticate"),
         require_auth=options.get("require_auth", False),
-        heartbeat=_heartbeat_config(options.get("heartbeat", True)),
     )
+
+
+def _serve(
+    manager: WebSocketManager | None, heartbeat: HeartbeatConfig | bool | None
+) -> WebSocketManager:
+    """The manager an endpoint serves, with the heartbeat option applied where it may be.
+
+    The manager owns its heartbeat. The option configures the default manager
+    (at once, so the last endpoint created wins); a manager passed in keeps its
+    own, and an option that contradicts it is refused rather than ignored.
+    """
+    if manager is None:
+        if heartbeat is not None:
+            ws_manager.configure_heartbeat(_heartbeat_config(heartbeat))
+        return ws_manager
+    if heartbeat is not None and _heartbeat_config(heartbeat) != manager.heartbeat_config:
+        raise ConfigurationError(
+            f"heartbeat={heartbeat!r} contradicts the manager's own heartbeat "
+            f"({manager.heartbeat_config!r}): configure it with WebSocketManager(heartbeat=...)"
+        )
+    return manager
 
 
 def _heartbeat_config(heartbeat: HeartbeatConfig | bool | None) -> HeartbeatConfig | None:

@@ -15,9 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from . import protocol
+from .codes import CloseCode, EvictionReason
 from .config import Limits
+from .connection import Connection
 from .errors import ProtocolError
-from .manager import CloseCode, Connection, EvictionReason, WebSocketManager
+from .manager import WebSocketManager
 from .protocol import Broadcast, ErrorCode, Join, Leave, Ping, Pong, Ref
 
 __all__ = ["JoinHook", "Session", "TokenBucket"]

@@ -44,11 +44,15 @@ HubFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 @pytest.fixture
 def make_hub(aiohttp_client: Any, manager: WebSocketManager) -> HubFactory:
-    """Start ``create_app(manager=manager, heartbeat=False, **kwargs)`` on a test server."""
+    """Start ``create_app(manager=manager, **kwargs)`` on a test server.
+
+    A ``heartbeat`` keyword configures the fixture's manager (heartbeat off by default).
+    """
 
     async def start(**kwargs: Any) -> TestClient[web.Request, web.Application]:
+        if "heartbeat" in kwargs:
+            manager.configure_heartbeat(kwargs.pop("heartbeat") or None)
         kwargs.setdefault("manager", manager)
-        kwargs.setdefault("heartbeat", False)
         kwargs.setdefault("limits", Limits(rate_limit=0))
         client: TestClient[web.Request, web.Application] = await aiohttp_client(
             create_app(**kwargs)

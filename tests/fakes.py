@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from lucent_ws import jsoncodec
-from lucent_ws.manager import Connection, WebSocketManager
+from lucent_ws.connection import Connection
+from lucent_ws.manager import WebSocketManager
 
 
 def decode_frames(data: bytes) -> list[tuple[int, bytes]]:

@@ -180,15 +180,12 @@ def test_build_app_applies_the_flags() -> None:
     assert not handler.origins.allows("https://b.example", "127.0.0.1:8080")
     manager = app[MANAGER_KEY]
     assert manager.close_timeout == 0.75
-    assert handler.heartbeat == HeartbeatConfig(
-        interval=20, timeout=4
-    )  # set on the manager at startup
+    assert manager.heartbeat_config == HeartbeatConfig(interval=20, timeout=4)
     assert {r.resource.canonical for r in app.router.routes() if r.name == "lucent_ws"} == {"/live"}
 
 
 def test_build_app_without_heartbeat() -> None:
     app = build_app(parse_args(["--no-heartbeat"]))
-    assert app[HANDLER_KEY].heartbeat is None
     assert app[MANAGER_KEY].heartbeat_config is None
 
 

@@ -8,7 +8,7 @@ import jwt
 from aiohttp import web
 
 from lucent_ws import WebSocketManager, jwt_authenticator
-from lucent_ws.manager import CloseCode
+from lucent_ws.codes import CloseCode
 
 from .conftest import HubFactory, open_peer
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from lucent_ws import Limits, WebSocketManager, drain
-from lucent_ws.manager import CloseCode
+from lucent_ws.codes import CloseCode
 
 from .conftest import HubFactory
 

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 
 from lucent_ws import HeartbeatConfig, WebSocketManager
-from lucent_ws.manager import CloseCode
+from lucent_ws.codes import CloseCode
 
 from .conftest import HubFactory, Peer, open_peer
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from lucent_ws import ConfigurationError, HeartbeatConfig, WebSocketManager
-from lucent_ws.manager import FLUSH_SLICE, CloseCode
+from lucent_ws.codes import CloseCode
+from lucent_ws.outbox import FLUSH_SLICE
 
 from .fakes import FakeTransport, fake_connect
 from .waiting import wait_until
@@ -420,7 +421,7 @@ async def test_pending_connections_stay_bounded_under_steady_traffic(
         if i % 2 == 0:
             manager.broadcast_to_room("big", {"i": i // 2})
         await asyncio.sleep(0)
-        longest = max(longest, len(manager._dirty))
+        longest = max(longest, manager._outbox.pending_connections)
     assert longest <= len(conns)
     await wait_until(lambda: all(received(t) == list(range(200)) for _, t in conns), 2)
 
@@ -445,5 +446,7 @@ async def test_broadcasts_excluding_the_only_member_leave_nothing_queued(
     await asyncio.sleep(0)  # the flush already scheduled runs: nothing is due now
     for i in range(100):
         assert manager.broadcast_to_room("r", {"i": i}, exclude=[alone.id]) == 0
-    await wait_until(lambda: not manager._dirty, 2)  # drained by the flush it scheduled
+    await wait_until(
+        lambda: not manager._outbox.pending_connections, 2
+    )  # drained by the flush it scheduled
     assert [m for m in payloads(transport) if "i" in m] == []

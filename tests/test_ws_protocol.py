@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from lucent_ws import Limits, WebSocketManager
-from lucent_ws.manager import CloseCode
+from lucent_ws.codes import CloseCode
 
 from .conftest import HubFactory, Peer, open_peer
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from ..manager import WebSocketManager
+from ..manager import WebSocketManager, ws_manager
 from .auth import AdminAuth, generate_token
 from .dashboard import dashboard, setup_templates
 from .history import StatsHistory
@@ -36,8 +36,6 @@ def create_admin_app(
     dashboard chart's sampling period in seconds.
     """
     if manager is None:
-        from .. import ws_manager
-
         manager = ws_manager
     generated = token is None
     routes = (*api.routes, *dashboard.routes)

@@ -14,6 +14,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from ..version import __version__
 from .auth import CSRF_COOKIE, SESSION_COOKIE, AdminAuth
 from .keys import ADMIN_KEY
 from .routing import RouteTable
@@ -59,7 +60,6 @@ def setup_templates(app: web.Application) -> None:
 def _render(
     request: web.Request, template: str, context: dict[str, object], status: int = 200
 ) -> web.Response:
-    from .. import __version__
 
     context = {"version": __version__, "prefix": admin_prefix(request), **context}
     response = aiohttp_jinja2.render_template(

@@ -14,7 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..manager import EvictionReason, WebSocketManager
+from ..codes import EvictionReason
+from ..manager import WebSocketManager
 
 __all__ = ["CONTENT_TYPE", "HubCollector", "make_registry", "render"]
 
@@ -64,7 +65,7 @@ class HubCollector(Collector):
         evictions = CounterMetricFamily(
             "lucent_ws_evictions", "Connections closed by the server, by reason.", labels=["reason"]
         )
-        for reason in sorted(set(EvictionReason.ALL) | set(counters.evictions)):
+        for reason in sorted({*EvictionReason, *counters.evictions}):
             evictions.add_metric([reason], counters.evictions.get(reason, 0))
         yield evictions
         refusals = CounterMetricFamily(
@@ -78,9 +79,8 @@ class HubCollector(Collector):
         yield GaugeMetricFamily(
             "lucent_ws_uptime_seconds", "Seconds since the manager started.", stats["uptime"]
         )
-        broker = self.manager.broker
-        if broker is not None:
-            cluster = broker.cluster_stats()
+        cluster = self.manager.cluster.cluster_stats()
+        if cluster is not None:
             yield GaugeMetricFamily(
                 "lucent_ws_broker_up", "1 while the scale-out broker is connected.",
                 value=1 if cluster["broker"] == "up" else 0,

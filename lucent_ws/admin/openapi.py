@@ -9,6 +9,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from ..version import __version__
 from .routing import Route
 from .schemas import ErrorSchema
 
@@ -88,7 +89,6 @@ def _operation(route: Route) -> dict[str, Any]:
 
 def build_spec(routes: Iterable[Route], *, server_url: str = "/admin") -> dict[str, Any]:
     """The OpenAPI 3.0 document for ``routes``, served under ``server_url``."""
-    from .. import __version__
 
     spec = APISpec(
         title="lucent_ws admin API",

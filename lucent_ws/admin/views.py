@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..manager import Connection, WebSocketManager
+from ..connection import Connection
+from ..manager import WebSocketManager
 from . import metrics
 from .http import error_response, json_response, load_body, load_query, unencodable
 from .keys import ADMIN_KEY

@@ -1,10 +1,9 @@
-"""What nodes say to each other on the bus, and how connection records are stored.
+"""What nodes say to each other on the bus, and how membership is stored. Pure, no I/O.
 
 A bus message is a compact JSON header, a newline, then an opaque body: the
 already-encoded payload travels as is, so it is encoded once, on the
-publishing node. Pure functions, no I/O.
-
-Header fields: ``n`` the publishing node, ``t`` the kind, then per kind:
+publishing node. Header fields: ``n`` the publishing node, ``t`` the kind, then
+per kind:
 
 ====== ===================== ====================================================
 kind   fields                body
@@ -13,19 +12,24 @@ room   ``r`` room, ``x``     the encoded payload, for the room's members but ``x
 all    ``x`` excluded ids    the encoded payload, for every connection but ``x``
 to     ``id``                the encoded payload, for one connection
 kick   ``id``, ``c``, ``m``  empty; close ``id`` with code ``c``, reason ``m``
-conn   ``s`` sequence        ``{id: record or null}``: changed connections
+conn   ``s`` sequence        ``[[op, id, arg], ...]``: membership changes
 hello  ``s`` sequence        empty; the node (re)registered: read its snapshot
 bye    —                     empty; the node left
 ====== ===================== ====================================================
+
+A node's stored membership is a hash of one field per connection (its id ->
+its metadata as JSON) and one per membership (``id`` newline ``room`` ->
+empty), so a join or a leave writes one small field whatever else the
+connection is in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from .. import jsoncodec
-from .view import Record
+from ..replica import CONNECT, GONE, JOIN, LEAVE, META, Change, Record
 
 __all__ = [
     "ALL",
@@ -36,11 +40,12 @@ __all__ = [
     "ROOM",
     "TO",
     "decode",
-    "decode_record",
-    "decode_records",
+    "decode_changes",
+    "decode_snapshot",
     "encode",
     "encode_changes",
-    "encode_record",
+    "encode_meta",
+    "room_field",
 ]
 
 ROOM: Final = "room"
@@ -52,6 +57,8 @@ HELLO: Final = "hello"
 BYE: Final = "bye"
 
 _SEPARATOR: Final = b"\n"
+_FIELD_SEPARATOR: Final = "\n"
+_OPS: Final = frozenset({CONNECT, META, JOIN, LEAVE, GONE})
 
 
 def encode(node: str, kind: str, body: bytes = b"", **fields: Any) -> bytes:
@@ -71,40 +78,73 @@ def decode(message: bytes) -> tuple[dict[str, Any], bytes]:
     return header, body
 
 
-def encode_record(rooms: Collection[str], meta: Mapping[str, Any]) -> bytes:
-    """A connection's stored record; metadata that is not JSON is left out."""
+def encode_meta(meta: Mapping[str, Any]) -> bytes:
+    """A connection's metadata as stored; metadata that is not JSON is left out."""
     try:
-        return jsoncodec.dumps({"rooms": sorted(rooms), "meta": meta})
+        return jsoncodec.dumps(meta)
     except TypeError:
-        return jsoncodec.dumps({"rooms": sorted(rooms), "meta": {}})
+        return b"{}"
 
 
-def decode_record(data: Any) -> Record:
-    """Read a stored record (a JSON object, or its encoded bytes)."""
-    value = jsoncodec.loads(data) if isinstance(data, bytes | str) else data
-    if not isinstance(value, dict):
-        raise ValueError("connection record is not an object")
-    rooms = value.get("rooms", ())
-    meta = value.get("meta", {})
-    if not isinstance(rooms, list) or not isinstance(meta, dict):
-        raise ValueError("connection record has mistyped fields")
-    return Record(tuple(str(room) for room in rooms), meta)
+def room_field(conn_id: str, room: str) -> str:
+    """The hash field recording that ``conn_id`` is in ``room``."""
+    return conn_id + _FIELD_SEPARATOR + room
 
 
-def encode_changes(changes: Mapping[str, bytes | None]) -> bytes:
-    """The body of a ``conn`` message from encoded records (None: the connection left)."""
-    parts = [
-        jsoncodec.dumps(conn_id) + b":" + (record or b"null") for conn_id, record in changes.items()
+def encode_changes(changes: Iterable[Change]) -> bytes:
+    """The body of a ``conn`` message; metadata arguments come encoded (:func:`encode_meta`)."""
+    items = [
+        b"["
+        + jsoncodec.dumps(op)
+        + b","
+        + jsoncodec.dumps(conn_id)
+        + b","
+        + (arg if isinstance(arg, bytes) else jsoncodec.dumps(arg))
+        + b"]"
+        for op, conn_id, arg in changes
     ]
-    return b"{" + b",".join(parts) + b"}"
+    return b"[" + b",".join(items) + b"]"
 
 
-def decode_records(body: bytes) -> dict[str, Record | None]:
-    """The body of a ``conn`` message: changed records, None for connections that left."""
+def decode_changes(body: bytes) -> list[Change]:
+    """The body of a ``conn`` message; ValueError if malformed."""
     value = jsoncodec.loads(body)
-    if not isinstance(value, dict):
-        raise ValueError("conn message body is not an object")
-    return {
-        str(conn_id): None if record is None else decode_record(record)
-        for conn_id, record in value.items()
+    if not isinstance(value, list):
+        raise ValueError("conn message body is not a list")
+    changes: list[Change] = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 3 and item[0] in _OPS):
+            raise ValueError("malformed membership change")
+        op, conn_id, arg = item
+        if not isinstance(conn_id, str):
+            raise ValueError("membership change without a connection id")
+        if op in (JOIN, LEAVE) and not isinstance(arg, str):
+            raise ValueError("membership change without a room")
+        changes.append((op, conn_id, arg))
+    return changes
+
+
+def decode_snapshot(fields: Mapping[str, bytes]) -> tuple[dict[str, Record], int]:
+    """A node's stored hash as records, and how many fields were malformed."""
+    meta: dict[str, Any] = {}
+    rooms: dict[str, list[str]] = {}
+    malformed = 0
+    for name, value in fields.items():
+        conn_id, sep, room = name.partition(_FIELD_SEPARATOR)
+        if sep:
+            rooms.setdefault(conn_id, []).append(room)
+            continue
+        try:
+            decoded = jsoncodec.loads(value)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            meta[conn_id] = decoded
+        else:
+            malformed += 1  # one bad record must not stall the whole resync
+    # A membership whose connection field is missing was written by a batch still
+    # landing; the next change or snapshot completes it.
+    records = {
+        conn_id: Record(tuple(rooms.get(conn_id, ())), value) for conn_id, value in meta.items()
     }
+    return records, malformed

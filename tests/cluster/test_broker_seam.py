@@ -1,25 +1,29 @@
-"""The manager's broker seam, driven by a recording broker: no Redis, no server."""
+"""The manager's cluster seam, driven by a recording cluster: no backend, no server."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from lucent_ws import WebSocketManager, create_app, jsoncodec
-from lucent_ws.broker import Broker, ClusterStats, ClusterView, Record
+from lucent_ws.cluster import Cluster, LocalNode, SingleNode
+from lucent_ws.connection import Connection
+from lucent_ws.replica import ClusterView, Record
+from lucent_ws.stats import ClusterStats
 
 from ..fakes import FakeTransport, fake_connect
 
 
 class RecordingBroker:
-    """A broker whose other nodes are whatever the test puts in its view."""
+    """A cluster whose other nodes are whatever the test puts in its view."""
 
     def __init__(self, *, up: bool = True) -> None:
         self.up = up
         self._view = ClusterView()
         self.calls: list[tuple[Any, ...]] = []
-        self.changed: list[str] = []
+        self.changed: list[tuple[str, str, Any]] = []
 
     @property
     def node_id(self) -> str:
@@ -29,8 +33,20 @@ class RecordingBroker:
     def view(self) -> ClusterView:
         return self._view
 
-    def connection_changed(self, conn_id: str) -> None:
-        self.changed.append(conn_id)
+    def connected(self, conn: Connection) -> None:
+        self.changed.append(("connected", conn.id, dict(conn.meta)))
+
+    def removed(self, conn_id: str, rooms: Collection[str]) -> None:
+        self.changed.append(("removed", conn_id, sorted(rooms)))
+
+    def joined(self, conn_id: str, room: str) -> None:
+        self.changed.append(("joined", conn_id, room))
+
+    def left(self, conn_id: str, room: str) -> None:
+        self.changed.append(("left", conn_id, room))
+
+    def meta_changed(self, conn: Connection) -> None:
+        self.changed.append(("meta", conn.id, dict(conn.meta)))
 
     def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
         self.calls.append(("room", room, data, exclude))
@@ -51,19 +67,19 @@ class RecordingBroker:
     def cluster_stats(self) -> ClusterStats:
         return {"node": "node-a", "broker": "up", "undelivered": 0, "nodes": {}}
 
-    async def start(self, manager: WebSocketManager) -> None:
+    async def start(self, node: LocalNode) -> None:
         self.calls.append(("start",))
-        manager.attach_broker(self)
-        self.manager = manager
+        node.attach_cluster(self)
+        self.node = node
 
     async def stop(self) -> None:
         self.calls.append(("stop",))
-        self.manager.attach_broker(None)
+        self.node.attach_cluster(None)
 
 
-def test_the_recording_broker_is_a_broker() -> None:
-    broker: Broker = RecordingBroker()
-    assert broker.node_id == "node-a"
+def test_the_recording_broker_and_the_single_node_are_clusters() -> None:
+    clusters: list[Cluster] = [RecordingBroker(), SingleNode()]
+    assert [cluster.node_id for cluster in clusters] == ["node-a", "local"]
 
 
 def remote_node(broker: RecordingBroker) -> None:
@@ -82,7 +98,7 @@ def messages(transport: FakeTransport) -> list[Any]:
 def test_without_a_broker_stats_and_results_are_single_node(manager: WebSocketManager) -> None:
     conn, transport = fake_connect(manager)
     manager.join_room(conn.id, "posts")
-    assert manager.broker is None
+    assert isinstance(manager.cluster, SingleNode)
     assert manager.broadcast_to_room("posts", {"n": 1}) == 1
     assert manager.broadcast_all({"n": 2}) == 1
     assert manager.send_to("nobody", {"n": 3}) is False
@@ -99,7 +115,7 @@ def test_room_broadcast_delivers_locally_then_publishes_the_same_bytes(
 ) -> None:
     broker = RecordingBroker()
     remote_node(broker)
-    manager.attach_broker(broker)
+    manager.attach_cluster(broker)
     a, ta = fake_connect(manager)
     b, tb = fake_connect(manager)
     manager.join_room(a.id, "posts")
@@ -118,7 +134,7 @@ def test_broadcast_all_counts_remote_connections_minus_excluded(
 ) -> None:
     broker = RecordingBroker()
     remote_node(broker)
-    manager.attach_broker(broker)
+    manager.attach_cluster(broker)
     _, ta = fake_connect(manager)
     assert manager.broadcast_all({"n": 1}, exclude=["r3"]) == 1 + 2
     assert messages(ta) == [{"n": 1}]
@@ -128,7 +144,7 @@ def test_broadcast_all_counts_remote_connections_minus_excluded(
 def test_unavailable_broker_counts_only_local_recipients(manager: WebSocketManager) -> None:
     broker = RecordingBroker(up=False)
     remote_node(broker)
-    manager.attach_broker(broker)
+    manager.attach_cluster(broker)
     a, _ = fake_connect(manager)
     manager.join_room(a.id, "posts")
     assert manager.broadcast_to_room("posts", 1) == 1
@@ -139,7 +155,7 @@ def test_unavailable_broker_counts_only_local_recipients(manager: WebSocketManag
 
 def test_deliveries_from_other_nodes_are_not_published_again(manager: WebSocketManager) -> None:
     broker = RecordingBroker()
-    manager.attach_broker(broker)
+    manager.attach_cluster(broker)
     a, ta = fake_connect(manager)
     b, tb = fake_connect(manager)
     manager.join_room(a.id, "posts")
@@ -154,7 +170,7 @@ def test_deliveries_from_other_nodes_are_not_published_again(manager: WebSocketM
 def test_direct_sends_and_kicks_reach_known_remote_ids_only(manager: WebSocketManager) -> None:
     broker = RecordingBroker()
     remote_node(broker)
-    manager.attach_broker(broker)
+    manager.attach_cluster(broker)
     assert manager.send_to("r2", {"hi": 1}) is True
     assert manager.send_to("nobody", {"hi": 1}) is False
     assert manager.disconnect("r3", 4001, "bye") is True
@@ -168,21 +184,29 @@ def test_direct_sends_and_kicks_reach_known_remote_ids_only(manager: WebSocketMa
 
 def test_membership_changes_are_reported_to_the_broker(manager: WebSocketManager) -> None:
     broker = RecordingBroker()
-    manager.attach_broker(broker)
+    manager.attach_cluster(broker)
     conn, _ = fake_connect(manager)
     manager.join_room(conn.id, "posts")
     manager.join_room(conn.id, "posts")  # no change, no report
     manager.set_meta(conn.id, "userId", 7)
     manager.leave_room(conn.id, "posts")
     manager.leave_room(conn.id, "posts")
+    manager.join_room(conn.id, "news")
     manager.remove(conn.id)
-    assert broker.changed == [conn.id] * 5
+    assert broker.changed == [
+        ("connected", conn.id, {}),
+        ("joined", conn.id, "posts"),
+        ("meta", conn.id, {"userId": 7}),
+        ("left", conn.id, "posts"),
+        ("joined", conn.id, "news"),
+        ("removed", conn.id, ["news"]),
+    ]
 
 
 def test_reads_merge_the_cluster_view(manager: WebSocketManager) -> None:
     broker = RecordingBroker()
     remote_node(broker)
-    manager.attach_broker(broker)
+    manager.attach_cluster(broker)
     a, _ = fake_connect(manager)
     manager.join_room(a.id, "posts")
     manager.join_room(a.id, "local-only")
@@ -208,9 +232,9 @@ async def test_the_app_starts_and_stops_its_broker(manager: WebSocketManager) ->
     broker = RecordingBroker()
     app = create_app(manager=manager, heartbeat=False, admin=False, broker=broker)
     async with TestClient(TestServer(app)) as client:
-        assert manager.broker is broker
+        assert manager.cluster is broker
         async with client.ws_connect("/ws") as ws:
             hello = await ws.receive_json()
-            assert broker.changed == [hello["id"]]
+            assert broker.changed == [("connected", hello["id"], {})]
     assert broker.calls == [("start",), ("stop",)]
-    assert manager.broker is None
+    assert isinstance(manager.cluster, SingleNode)

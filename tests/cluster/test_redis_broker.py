@@ -198,7 +198,7 @@ async def test_redis_outage_serves_locally_counts_undelivered_and_recovers(
     b[0].join_room(b_conn.id, "posts")
     await wait_until(lambda: a[0].room_size("posts") == 2 and b[0].room_size("posts") == 2)
 
-    caplog.set_level(logging.INFO, logger="lucent_ws.broker.redis")
+    caplog.set_level(logging.INFO, logger="lucent_ws.broker")
     redis_server.stop()
     await wait_until(lambda: not a[1].up and not b[1].up)
     # Local clients are still served; nothing is claimed for the other node.
@@ -210,7 +210,7 @@ async def test_redis_outage_serves_locally_counts_undelivered_and_recovers(
     for _ in range(3):  # several failed reconnects
         await asyncio.sleep(0.3)
     outage_logs = [r for r in caplog.records if "unreachable" in r.getMessage()]
-    assert len([r for r in outage_logs if r.name.endswith("redis") and r.levelno >= 40]) == 2
+    assert len([r for r in outage_logs if r.name == "lucent_ws.broker" and r.levelno >= 40]) == 2
 
     redis_server.start()  # empty: it lost everything
     await a[1].wait_until_up()
@@ -249,13 +249,50 @@ async def test_a_malformed_membership_record_is_skipped_not_fatal(
     a[0].join_room(good.id, "ok")
     client = aioredis.from_url(shared_redis_url)
     try:
-        key = f"{a[1].prefix}:conns:{a[1].node_id}"
+        key = f"{a[1].redis.prefix}:conns:{a[1].node_id}"
         await wait_until(lambda: client.hexists(key, good.id), what="record written")
         await client.hset(key, "not-a-connection", b"{not json")
-        with caplog.at_level(logging.WARNING, logger="lucent_ws.broker.redis"):
+        with caplog.at_level(logging.WARNING, logger="lucent_ws.broker"):
             b = await make_node()
             await wait_until(lambda: b[0].get_room_members("ok") == [good.id])
         assert any("malformed" in r.getMessage() for r in caplog.records)
         assert b[0].get_remote_connection("not-a-connection") is None
     finally:
         await client.aclose()
+
+
+async def test_bytes_into_redis_per_join_do_not_grow_with_the_rooms_a_connection_is_in(
+    make_node: NodeFactory, shared_redis_url: str
+) -> None:
+    import redis.asyncio as aioredis
+
+    a = await make_node(lease=60)  # no lease renewal during the measurement
+    few, _ = fake_connect(a[0])
+    many, _ = fake_connect(a[0])
+    for i in range(99):
+        a[0].join_room(many.id, f"a-rather-long-room-name-to-make-records-heavy-{i:03d}")
+    client = aioredis.from_url(shared_redis_url)
+
+    async def input_bytes() -> int:
+        info = await client.info("stats")
+        return int(info["total_net_input_bytes"])
+
+    async def cost(conn_id: str) -> int:
+        await asyncio.sleep(0.1)
+        before = await input_bytes()
+        for _ in range(20):
+            a[0].join_room(conn_id, "probe")
+            await asyncio.sleep(0.005)
+            a[0].leave_room(conn_id, "probe")
+            await asyncio.sleep(0.005)
+        await wait_until(lambda: not a[1]._queue)
+        await asyncio.sleep(0.1)
+        # Subtract this measurement's own INFO command.
+        return await input_bytes() - before
+
+    try:
+        small, large = await cost(few.id), await cost(many.id)
+    finally:
+        await client.aclose()
+    print(f"FIGURE bytes into Redis for 20 joins + 20 leaves: 0 other rooms {small}, 99 {large}")
+    assert large <= small * 1.1 + 200

@@ -24,8 +24,9 @@ from hypothesis.stateful import (
 )
 
 from lucent_ws import jsoncodec, protocol
+from lucent_ws.codes import CloseCode
 from lucent_ws.errors import ProtocolError
-from lucent_ws.manager import CloseCode, WebSocketManager
+from lucent_ws.manager import WebSocketManager
 
 from ..fakes import FakeTransport
 

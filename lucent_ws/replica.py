@@ -1,16 +1,17 @@
 """The replicated view of the other nodes of a cluster: who is connected where, in which rooms.
 
-Pure state, no I/O. A broker feeds it two kinds of updates per node:
+Pure state, no I/O. A cluster feeds it two kinds of updates per node:
 
 - snapshots (the node's whole membership, read from the shared store), and
-- changes (the records a node published since), each carrying the node's
+- changes (what a node published since: a connection opened, left, joined or
+  left a room, or changed its metadata), each batch carrying the node's
   sequence number, which grows with every membership write of that node.
 
 A snapshot with sequence ``S`` already contains every change up to ``S``, so
 changes at or below the view's sequence are ignored and a snapshot older than
-what the view has seen is ignored too. A change that skips a number means
-something was missed: it is applied (records are whole, not deltas) and the
-node is reported as needing a fresh snapshot.
+what the view has seen is ignored too. A batch that skips a number means
+something was missed: it is applied (each change is idempotent) and the node is
+reported as needing a fresh snapshot.
 
 Each node is held under a lease: it disappears from the view when its lease
 runs out, whether or not anyone cleans up after it. Reads drop expired nodes.
@@ -21,16 +22,41 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["ClusterView", "NodeView", "Record", "RemoteConnection"]
+__all__ = [
+    "CONNECT",
+    "GONE",
+    "JOIN",
+    "LEAVE",
+    "META",
+    "Change",
+    "ClusterView",
+    "NodeView",
+    "Record",
+    "RemoteConnection",
+]
+
+CONNECT: Final = "c"
+"""``(CONNECT, id, meta)``: a connection opened."""
+META: Final = "m"
+"""``(META, id, meta)``: its metadata changed."""
+JOIN: Final = "j"
+"""``(JOIN, id, room)``: it joined a room."""
+LEAVE: Final = "l"
+"""``(LEAVE, id, room)``: it left a room."""
+GONE: Final = "x"
+"""``(GONE, id, None)``: it closed."""
+
+Change = tuple[str, str, Any]
+"""One membership change: an operation, a connection id and its argument."""
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """What a node publishes about one of its connections."""
+    """One connection's membership in a snapshot."""
 
-    rooms: tuple[str, ...] = ()
+    rooms: Collection[str] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -45,6 +71,12 @@ class RemoteConnection:
 
 
 @dataclass(slots=True)
+class _Entry:
+    rooms: set[str] = field(default_factory=set)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class NodeView:
     """What this node knows about one other node."""
 
@@ -53,24 +85,40 @@ class NodeView:
     expires_at: float = 0.0
     synced: bool = False
     stats: Mapping[str, Any] = field(default_factory=dict)
-    records: dict[str, Record] = field(default_factory=dict)
+    records: dict[str, _Entry] = field(default_factory=dict)
     rooms: dict[str, set[str]] = field(default_factory=dict)
 
-    def put(self, conn_id: str, record: Record | None) -> None:
-        """Set (or with None, drop) one connection's record and keep the room index."""
-        old = self.records.pop(conn_id, None)
-        if old is not None:
-            for room in old.rooms:
-                members = self.rooms.get(room)
-                if members is not None:
-                    members.discard(conn_id)
-                    if not members:
-                        del self.rooms[room]
-        if record is None:
-            return
-        self.records[conn_id] = record
-        for room in record.rooms:
-            self.rooms.setdefault(room, set()).add(conn_id)
+    def apply(self, op: str, conn_id: str, arg: Any) -> None:
+        """Apply one :data:`Change`; unknown operations are ignored."""
+        if op in (JOIN, LEAVE):
+            entry = self.records.get(conn_id)
+            if entry is None:
+                if op == LEAVE:
+                    return
+                entry = self.records[conn_id] = _Entry()
+            if op == JOIN:
+                entry.rooms.add(arg)
+                self.rooms.setdefault(arg, set()).add(conn_id)
+            else:
+                entry.rooms.discard(arg)
+                self._unindex(conn_id, arg)
+        elif op in (CONNECT, META):
+            entry = self.records.get(conn_id)
+            if entry is None:
+                entry = self.records[conn_id] = _Entry()
+            entry.meta = arg if isinstance(arg, Mapping) else {}
+        elif op == GONE:
+            gone = self.records.pop(conn_id, None)
+            if gone is not None:
+                for room in gone.rooms:
+                    self._unindex(conn_id, room)
+
+    def _unindex(self, conn_id: str, room: str) -> None:
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(conn_id)
+            if not members:
+                del self.rooms[room]
 
 
 class ClusterView:
@@ -81,6 +129,12 @@ class ClusterView:
         self._clock = clock
 
     # --- updates -------------------------------------------------------------------
+
+    def _node(self, node_id: str) -> NodeView:
+        node = self._nodes.get(node_id)
+        if node is None:
+            node = self._nodes[node_id] = NodeView(node_id)
+        return node
 
     def apply_snapshot(
         self,
@@ -95,9 +149,7 @@ class ClusterView:
         ``ttl`` is what remains of the node's lease, in seconds. Returns False
         (and only renews the lease) if the view has already seen newer changes.
         """
-        node = self._nodes.get(node_id)
-        if node is None:
-            node = self._nodes[node_id] = NodeView(node_id)
+        node = self._node(node_id)
         node.expires_at = self._clock() + ttl
         if stats is not None:
             node.stats = stats
@@ -108,27 +160,25 @@ class ClusterView:
         node.records = {}
         node.rooms = {}
         for conn_id, record in records.items():
-            node.put(conn_id, record)
+            node.apply(CONNECT, conn_id, record.meta)
+            for room in record.rooms:
+                node.apply(JOIN, conn_id, room)
         return True
 
-    def apply_changes(
-        self, node_id: str, seq: int, changes: Mapping[str, Record | None], ttl: float
-    ) -> bool:
-        """Apply records a node published at ``seq`` (None: the connection left).
+    def apply_changes(self, node_id: str, seq: int, changes: Iterable[Change], ttl: float) -> bool:
+        """Apply the changes a node published at ``seq``, in order.
 
         Returns True when the node needs a fresh snapshot: it was not known
         yet, or a sequence number was skipped.
         """
-        node = self._nodes.get(node_id)
-        if node is None:
-            node = self._nodes[node_id] = NodeView(node_id)
+        node = self._node(node_id)
         if seq <= node.seq:
             return False
         gap = not node.synced or seq != node.seq + 1
         node.seq = seq
         node.expires_at = max(node.expires_at, self._clock() + ttl)
-        for conn_id, record in changes.items():
-            node.put(conn_id, record)
+        for op, conn_id, arg in changes:
+            node.apply(op, conn_id, arg)
         return gap
 
     def renew(self, node_id: str, ttl: float, stats: Mapping[str, Any] | None = None) -> None:
@@ -151,6 +201,8 @@ class ClusterView:
 
     def nodes(self) -> list[NodeView]:
         """Every node whose lease has not run out (expired ones are dropped)."""
+        if not self._nodes:
+            return []
         now = self._clock()
         expired = [n for n, view in self._nodes.items() if view.expires_at <= now]
         for node_id in expired:
@@ -201,9 +253,11 @@ class ClusterView:
     def connection(self, conn_id: str) -> RemoteConnection | None:
         """The connection with this id on another live node, or None."""
         for node in self.nodes():
-            record = node.records.get(conn_id)
-            if record is not None:
-                return RemoteConnection(conn_id, node.node_id, record.rooms, record.meta)
+            entry = node.records.get(conn_id)
+            if entry is not None:
+                return RemoteConnection(
+                    conn_id, node.node_id, tuple(sorted(entry.rooms)), entry.meta
+                )
         return None
 
     def connection_ids(self) -> list[str]:

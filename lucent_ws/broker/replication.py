@@ -1,0 +1,510 @@
+"""The generic cluster over a storage backend: membership replication, leases, delivery.
+
+:class:`Broker` implements :class:`~lucent_ws.cluster.Cluster` for any
+:class:`~lucent_ws.broker.backend.Backend`. Each node:
+
+- writes its membership as it changes (one small hash field per change) and
+  publishes the same changes on the bus with its sequence number;
+- holds a lease it renews every third of ``lease``; a node killed without a word
+  drops out of the others' view when its lease runs out;
+- keeps a :class:`~lucent_ws.replica.ClusterView` of the others: filled from
+  their stored snapshots (on start, on their ``hello``, when a sequence number
+  is skipped, and every third of the lease), kept current by their changes;
+- hands what other nodes publish for its connections to its
+  :class:`~lucent_ws.cluster.LocalNode`.
+
+Publishing never awaits in the caller: messages go into a queue that one task
+writes in order, one round trip per batch, so each node's messages reach every
+other node in the order they were sent. While the backend is unreachable,
+nodes serve their own clients; what they publish meanwhile is counted as
+``undelivered`` and left out of the counts the send methods return. The broker
+reconnects with capped exponential backoff, re-registers and resynchronises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Coroutine
+from typing import Any
+
+from .. import jsoncodec
+from ..cluster import LocalNode
+from ..connection import Connection
+from ..errors import ConfigurationError
+from ..replica import CONNECT, GONE, JOIN, LEAVE, META, Change, ClusterView
+from ..stats import ClusterStats, NodeStats
+from . import wire
+from .backend import Backend, Writes
+
+__all__ = ["Broker"]
+
+logger = logging.getLogger("lucent_ws.broker")
+
+
+def _new_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Broker:
+    """A :class:`~lucent_ws.cluster.Cluster` replicated through a storage ``backend``.
+
+    ``lease`` (seconds) bounds how long a node that died without a word stays
+    in the others' membership and stats. ``max_queue`` caps messages waiting
+    for the backend; beyond it they are counted as undelivered.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        lease: float = 15.0,
+        node_id: str | None = None,
+        max_queue: int = 100_000,
+        reconnect_max: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if lease <= 0:
+            raise ConfigurationError(f"lease must be positive, not {lease}")
+        self.backend = backend
+        self.lease = lease
+        self.max_queue = max_queue
+        self.reconnect_max = reconnect_max
+        self._node_id = node_id or _new_node_id()
+        self._clock = clock
+        self._view = ClusterView(clock=clock)
+        self._node: LocalNode | None = None
+        self._up = False
+        self._up_event = asyncio.Event()
+        self._queue: deque[bytes | Change] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._resync = asyncio.Event()
+        self._resync_nodes: set[str] = set()
+        self._seq = 0
+        self._undelivered = 0
+        self._outage_since: float | None = None
+        self._outage_undelivered = 0
+        self._task: asyncio.Task[None] | None = None
+        self._attempted = asyncio.Event()
+
+    # --- Cluster protocol ------------------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        """This node's id: host, process id and a random suffix."""
+        return self._node_id
+
+    @property
+    def view(self) -> ClusterView:
+        """The other nodes' membership."""
+        return self._view
+
+    @property
+    def up(self) -> bool:
+        """True while the backend is reachable and this node is registered."""
+        return self._up
+
+    def connected(self, conn: Connection) -> None:
+        """Queue the new connection's record."""
+        self._change((CONNECT, conn.id, conn.meta))
+
+    def removed(self, conn_id: str, rooms: Collection[str]) -> None:
+        """Queue the removal of the connection and its memberships."""
+        self._change((GONE, conn_id, tuple(rooms)))
+
+    def joined(self, conn_id: str, room: str) -> None:
+        """Queue one membership."""
+        self._change((JOIN, conn_id, room))
+
+    def left(self, conn_id: str, room: str) -> None:
+        """Queue the end of one membership."""
+        self._change((LEAVE, conn_id, room))
+
+    def meta_changed(self, conn: Connection) -> None:
+        """Queue the connection's new metadata."""
+        self._change((META, conn.id, conn.meta))
+
+    def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
+        """Queue a room broadcast; returns the room's members elsewhere, 0 if down."""
+        if not self._enqueue(wire.encode(self._node_id, wire.ROOM, data, r=room, x=list(exclude))):
+            return 0
+        return self._view.room_size(room, exclude)
+
+    def publish_all(self, data: bytes, exclude: frozenset[str]) -> int:
+        """Queue a broadcast to everyone; returns the connections elsewhere, 0 if down."""
+        if not self._enqueue(wire.encode(self._node_id, wire.ALL, data, x=list(exclude))):
+            return 0
+        return self._view.connection_count(exclude)
+
+    def publish_direct(self, conn_id: str, data: bytes) -> bool:
+        """Queue a message for a connection on another node; False if down."""
+        return self._enqueue(wire.encode(self._node_id, wire.TO, data, id=conn_id))
+
+    def publish_disconnect(self, conn_id: str, code: int, message: str) -> bool:
+        """Queue a kick for a connection on another node; False if down."""
+        return self._enqueue(wire.encode(self._node_id, wire.KICK, id=conn_id, c=code, m=message))
+
+    def cluster_stats(self) -> ClusterStats:
+        """This node's id, ``up``/``down``, undelivered count and every node's figures."""
+        nodes: dict[str, NodeStats] = {}
+        if self._node is not None:
+            nodes[self._node_id] = self._own_figures(self._node)
+        for node in self._view.nodes():
+            figures = node.stats
+            nodes[node.node_id] = {
+                "connections": len(node.records),
+                "rooms": len(node.rooms),
+                "messagesIn": int(figures.get("messagesIn", 0)),
+                "messagesOut": int(figures.get("messagesOut", 0)),
+                "bytesOut": int(figures.get("bytesOut", 0)),
+                "undelivered": int(figures.get("undelivered", 0)),
+                "uptime": float(figures.get("uptime", 0.0)),
+                "self": False,
+            }
+        return {
+            "node": self._node_id,
+            "broker": "up" if self._up else "down",
+            "undelivered": self._undelivered,
+            "nodes": nodes,
+        }
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self, node: LocalNode) -> None:
+        """Attach to ``node`` and connect; returns after the first attempt.
+
+        If the backend is unreachable the node still starts, serves its own
+        clients and keeps retrying in the background.
+        """
+        if self._task is not None:
+            raise RuntimeError("broker already started")
+        self._node = node
+        node.attach_cluster(self)
+        self._task = asyncio.get_running_loop().create_task(
+            self._supervise(), name=f"lucent_ws broker {self._node_id}"
+        )
+        await self._attempted.wait()
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Flush what is queued, deregister, disconnect and detach from the node."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if self._up:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(timeout):
+                    while self._queue:
+                        self._idle.clear()
+                        self._wake.set()
+                        await self._idle.wait()
+                    bye = wire.encode(self._node_id, wire.BYE)
+                    await self.backend.write(
+                        Writes(self._node_id, forget=True, messages=[bye], atomic=True)
+                    )
+        self._up = False
+        self._up_event.clear()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        node, self._node = self._node, None
+        if node is not None and node.cluster is self:
+            node.attach_cluster(None)
+
+    async def wait_until_up(self, timeout: float = 10.0) -> None:
+        """Wait until the backend is reachable and this node is registered (tests, tools)."""
+        async with asyncio.timeout(timeout):
+            await self._up_event.wait()
+
+    # --- queueing --------------------------------------------------------------------
+
+    def _change(self, change: Change) -> None:
+        if self._up:
+            self._enqueue(change)
+
+    def _enqueue(self, item: bytes | Change) -> bool:
+        if not self._up or len(self._queue) >= self.max_queue:
+            if isinstance(item, bytes):
+                self._undelivered += 1
+            return False
+        self._queue.append(item)
+        self._wake.set()
+        return True
+
+    def _drop_queue(self) -> None:
+        self._undelivered += sum(1 for item in self._queue if isinstance(item, bytes))
+        self._queue.clear()
+
+    # --- the backend connection's life -----------------------------------------------
+
+    async def _supervise(self) -> None:
+        delay = 0.1
+        while True:
+            started = self._clock()
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._went_down(exc)
+            finally:
+                self._attempted.set()
+            if self._clock() - started > self.lease:
+                delay = 0.1
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, self.reconnect_max)
+
+    async def _session(self) -> None:
+        backend = self.backend
+        try:
+            await backend.connect()
+            # What this node knew of the others predates the outage: a node it still
+            # lists may not have resubscribed yet, and counting it would claim deliveries
+            # that never happen. Rebuild the view from the backend before publishing again.
+            self._view.clear()
+            await self._register()
+            self._up_event.set()
+            self._came_up()
+            self._attempted.set()
+            await self._resync_all()
+            await _first_failure(self._publisher(), self._subscriber(), self._ticker())
+        finally:
+            self._up_event.clear()
+            if self._up:
+                self._up = False
+                self._drop_queue()
+            await backend.close()
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._up = False
+        self._drop_queue()
+        if self._outage_since is None:
+            self._outage_since = self._clock()
+            self._outage_undelivered = self._undelivered
+            logger.error(
+                "broker unreachable at %s (%s: %s); serving local clients only, retrying",
+                self.backend.name,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            logger.debug("broker still unreachable: %s: %s", type(exc).__name__, exc)
+
+    def _came_up(self) -> None:
+        if self._outage_since is not None:
+            logger.warning(
+                "broker reachable again after %.1f s; %d messages published meanwhile "
+                "were not delivered to other nodes",
+                self._clock() - self._outage_since,
+                self._undelivered - self._outage_undelivered,
+            )
+            self._outage_since = None
+        else:
+            logger.info("node %s joined the cluster at %s", self._node_id, self.backend.name)
+
+    async def _register(self) -> None:
+        """Write this node's whole membership, take the lease, announce it."""
+        node = self._node
+        assert node is not None
+        # From here on changes are queued; they are written after this snapshot.
+        self._up = True
+        self._seq += 1
+        fields: dict[str, bytes] = {}
+        for conn_id in node.connection_ids():
+            conn = node.get_connection(conn_id)
+            if conn is not None:
+                fields[conn_id] = wire.encode_meta(conn.meta)
+                for room in conn.rooms:
+                    fields[wire.room_field(conn_id, room)] = b""
+        writes = Writes(
+            self._node_id,
+            replace=True,
+            set_fields=fields,
+            seq=self._seq,
+            lease=self._lease_value(node),
+            lease_ttl=self.lease,
+            messages=[wire.encode(self._node_id, wire.HELLO, s=self._seq)],
+            atomic=True,
+        )
+        try:
+            await self.backend.write(writes)
+        except BaseException:
+            self._up = False
+            raise
+
+    def _own_figures(self, node: LocalNode) -> NodeStats:
+        stats = node.local_stats()
+        return {
+            "connections": stats["connections"],
+            "rooms": len(stats["rooms"]),
+            "messagesIn": stats["messagesIn"],
+            "messagesOut": stats["messagesOut"],
+            "bytesOut": stats["bytesOut"],
+            "undelivered": self._undelivered,
+            "uptime": stats["uptime"],
+            "self": True,
+        }
+
+    def _lease_value(self, node: LocalNode) -> bytes:
+        figures = dict(self._own_figures(node))
+        figures.pop("self")
+        return jsoncodec.dumps(figures)
+
+    # --- tasks -----------------------------------------------------------------------
+
+    async def _publisher(self) -> None:
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+            batch = list(self._queue)
+            self._queue.clear()
+            writes = Writes(self._node_id)
+            changes = [item for item in batch if isinstance(item, tuple)]
+            if changes:
+                self._write_changes(writes, changes)
+            writes.messages.extend(item for item in batch if isinstance(item, bytes))
+            try:
+                await self.backend.write(writes)
+            except BaseException:
+                self._undelivered += len(writes.messages) - (1 if changes else 0)
+                raise
+
+    def _write_changes(self, writes: Writes, changes: list[Change]) -> None:
+        # The last change of each field wins; the bus carries every change in order,
+        # metadata encoded once for both.
+        fields: dict[str, bytes | None] = {}
+        published: list[Change] = []
+        for op, conn_id, arg in changes:
+            if op == JOIN:
+                fields[wire.room_field(conn_id, arg)] = b""
+            elif op == LEAVE:
+                fields[wire.room_field(conn_id, arg)] = None
+            elif op == GONE:
+                fields[conn_id] = None
+                for room in arg:
+                    fields[wire.room_field(conn_id, room)] = None
+                arg = None
+            else:  # CONNECT, META
+                arg = fields[conn_id] = wire.encode_meta(arg)
+            published.append((op, conn_id, arg))
+        self._seq += 1
+        writes.del_fields = [name for name, value in fields.items() if value is None]
+        writes.set_fields = {name: value for name, value in fields.items() if value is not None}
+        writes.seq = self._seq
+        body = wire.encode_changes(published)
+        writes.messages.append(wire.encode(self._node_id, wire.CONN, body, s=self._seq))
+
+    async def _subscriber(self) -> None:
+        async for message in self.backend.messages():
+            try:
+                self._on_message(message)
+            except (ValueError, TypeError, KeyError) as exc:
+                logger.warning("ignoring a malformed bus message: %s", exc)
+
+    def _on_message(self, data: bytes) -> None:
+        header, body = wire.decode(data)
+        sender = header["n"]
+        node = self._node
+        if sender == self._node_id or node is None:
+            return
+        kind = header.get("t")
+        if kind == wire.ROOM:
+            node.deliver_to_room(str(header["r"]), body, frozenset(header.get("x") or ()))
+        elif kind == wire.ALL:
+            node.deliver_to_all(body, frozenset(header.get("x") or ()))
+        elif kind == wire.TO:
+            node.deliver_to(str(header["id"]), body)
+        elif kind == wire.KICK:
+            node.kick(str(header["id"]), int(header["c"]), str(header["m"]))
+        elif kind == wire.CONN:
+            changes = wire.decode_changes(body)
+            if self._view.apply_changes(sender, int(header["s"]), changes, self.lease):
+                self._request_resync(sender)
+        elif kind == wire.HELLO:
+            self._request_resync(sender)
+        elif kind == wire.BYE:
+            self._view.drop(sender)
+
+    def _request_resync(self, node: str) -> None:
+        self._resync_nodes.add(node)
+        self._resync.set()
+
+    async def _ticker(self) -> None:
+        period = self.lease / 3
+        next_tick = self._clock() + period
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_tick - self._clock())):
+                    await self._resync.wait()
+            if self._clock() >= next_tick:
+                next_tick = self._clock() + period
+                await self._refresh_lease()
+                await self._resync_all()
+            else:
+                self._resync.clear()
+                nodes, self._resync_nodes = self._resync_nodes, set()
+                for node in nodes:
+                    await self._resync_node(node)
+
+    async def _refresh_lease(self) -> None:
+        node = self._node
+        assert node is not None
+        if not await self.backend.renew(self._node_id, self._lease_value(node), self.lease):
+            # The lease lapsed (the backend lost it, or this node stalled past it), and
+            # others may have pruned this node: write everything again. Changes still
+            # queued are written after the snapshot; each is idempotent.
+            logger.warning("node %s lost its lease; registering again", self._node_id)
+            await self._register()
+
+    async def _resync_all(self) -> None:
+        self._resync.clear()
+        self._resync_nodes.clear()
+        members = await self.backend.node_ids()
+        members.discard(self._node_id)
+        for node_id in self._view.node_ids():
+            if node_id not in members:
+                self._view.drop(node_id)
+        for node_id in members:
+            await self._resync_node(node_id)
+
+    async def _resync_node(self, node_id: str) -> None:
+        state = await self.backend.read_node(node_id)
+        if state is None:
+            self._view.drop(node_id)
+            await self.backend.write(Writes(node_id, forget=True))
+            return
+        records, malformed = wire.decode_snapshot(state.fields)
+        if malformed:
+            logger.warning("node %s: %d malformed membership fields skipped", node_id, malformed)
+        try:
+            stats = jsoncodec.loads(state.lease)
+        except ValueError:
+            stats = {}
+        self._view.apply_snapshot(
+            node_id, state.seq, records, state.ttl, stats if isinstance(stats, dict) else {}
+        )
+
+
+async def _first_failure(*coroutines: Coroutine[Any, Any, None]) -> None:
+    """Run coroutines together until one ends; cancel the rest; re-raise its error."""
+    tasks = [asyncio.ensure_future(coro) for coro in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        exc = task.exception()
+        if exc is not None:
+            raise exc
+    raise ConnectionError("broker subscription ended")

@@ -1,0 +1,173 @@
+"""The seam between one node's hub and the other nodes of a cluster.
+
+Cross-node traffic flows one way through two narrow interfaces:
+
+- :class:`Cluster` is what the manager calls: it reports local membership
+  changes, publishes what local callers send to other nodes, and answers reads
+  about them from a replicated :class:`~lucent_ws.broker.view.ClusterView`.
+  :class:`SingleNode`, the default, has no other nodes;
+  :class:`lucent_ws.broker.Broker` replicates over a storage backend (Redis).
+- :class:`LocalNode` is what a cluster calls back with what other nodes sent:
+  deliveries and kicks for local connections, and the local membership for
+  snapshots. :class:`~lucent_ws.WebSocketManager` implements it.
+
+Every method is synchronous and never blocks: a cluster queues work for its own
+I/O task, and reads come from its local replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Protocol
+
+from .connection import Connection
+from .replica import ClusterView
+from .stats import ClusterStats, Stats
+
+__all__ = ["Cluster", "LocalNode", "SingleNode"]
+
+
+class LocalNode(Protocol):
+    """What a cluster reaches on this node: its connections and local deliveries."""
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster the node is attached to."""
+
+    def attach_cluster(self, cluster: Cluster | None) -> None:
+        """Attach the node to ``cluster`` (None: detach, this node only)."""
+
+    def connection_ids(self) -> list[str]:
+        """Ids of every local connection."""
+
+    def get_connection(self, conn_id: str) -> Connection | None:
+        """The local connection with this id, or None."""
+
+    def deliver_to_room(self, room: str, data: bytes, exclude: Iterable[str] = ()) -> int:
+        """Fan encoded JSON out to the room's local members; returns the count."""
+
+    def deliver_to_all(self, data: bytes, exclude: Iterable[str] = ()) -> int:
+        """Fan encoded JSON out to every local connection; returns the count."""
+
+    def deliver_to(self, conn_id: str, data: bytes) -> bool:
+        """Queue encoded JSON for one local connection; False if it is not here."""
+
+    def kick(self, conn_id: str, code: int, message: str) -> bool:
+        """Close a local connection on another node's request; False if it is not here."""
+
+    def local_stats(self) -> Stats:
+        """This node's own figures."""
+
+
+class Cluster(Protocol):
+    """What the manager calls to reach connections on other nodes.
+
+    ``exclude`` sets hold connection ids of any node. Publish methods return
+    what they could hand over for delivery elsewhere (recipients counted from
+    :attr:`view` at publish time); while the cluster is unreachable they return
+    0/False and count the message as undelivered, never claim it.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """This node's id, unique in the cluster."""
+
+    @property
+    def view(self) -> ClusterView:
+        """The other nodes' membership, as replicated."""
+
+    def connected(self, conn: Connection) -> None:
+        """A local connection opened."""
+
+    def removed(self, conn_id: str, rooms: Collection[str]) -> None:
+        """A local connection closed; ``rooms`` are the rooms it was in."""
+
+    def joined(self, conn_id: str, room: str) -> None:
+        """A local connection joined a room."""
+
+    def left(self, conn_id: str, room: str) -> None:
+        """A local connection left a room."""
+
+    def meta_changed(self, conn: Connection) -> None:
+        """A local connection's metadata changed."""
+
+    def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
+        """Send encoded JSON to the room's members on other nodes; remote recipients."""
+
+    def publish_all(self, data: bytes, exclude: frozenset[str]) -> int:
+        """Send encoded JSON to every connection on other nodes; remote recipients."""
+
+    def publish_direct(self, conn_id: str, data: bytes) -> bool:
+        """Send encoded JSON to a connection on another node; True if handed over."""
+
+    def publish_disconnect(self, conn_id: str, code: int, message: str) -> bool:
+        """Ask the node holding ``conn_id`` to close it; True if handed over."""
+
+    def cluster_stats(self) -> ClusterStats | None:
+        """This node's id, the backend state and per-node figures; None on a single node."""
+
+    async def start(self, node: LocalNode) -> None:
+        """Attach to ``node`` (the manager's :meth:`attach_cluster`) and connect."""
+
+    async def stop(self) -> None:
+        """Flush, leave the cluster and detach; the app calls it at cleanup."""
+
+
+class SingleNode:
+    """The cluster of one: no other nodes, nothing to publish (the default)."""
+
+    __slots__ = ("_view",)
+
+    def __init__(self) -> None:
+        self._view = ClusterView()
+
+    @property
+    def node_id(self) -> str:
+        """Always ``"local"``."""
+        return "local"
+
+    @property
+    def view(self) -> ClusterView:
+        """An empty view."""
+        return self._view
+
+    def connected(self, conn: Connection) -> None:
+        """Nothing to replicate."""
+
+    def removed(self, conn_id: str, rooms: Collection[str]) -> None:
+        """Nothing to replicate."""
+
+    def joined(self, conn_id: str, room: str) -> None:
+        """Nothing to replicate."""
+
+    def left(self, conn_id: str, room: str) -> None:
+        """Nothing to replicate."""
+
+    def meta_changed(self, conn: Connection) -> None:
+        """Nothing to replicate."""
+
+    def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
+        """No other node: 0."""
+        return 0
+
+    def publish_all(self, data: bytes, exclude: frozenset[str]) -> int:
+        """No other node: 0."""
+        return 0
+
+    def publish_direct(self, conn_id: str, data: bytes) -> bool:
+        """No other node: False."""
+        return False
+
+    def publish_disconnect(self, conn_id: str, code: int, message: str) -> bool:
+        """No other node: False."""
+        return False
+
+    def cluster_stats(self) -> ClusterStats | None:
+        """None: the stats stay single-node."""
+        return None
+
+    async def start(self, node: LocalNode) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Nothing to stop."""

@@ -1,0 +1,133 @@
+"""The generic Broker over the in-process backend: the cluster seam without Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from lucent_ws import WebSocketManager
+from lucent_ws.broker.memory import MemoryBroker, MemoryStore
+
+from ..fakes import FakeTransport, fake_connect
+from ..waiting import wait_until
+
+Node = tuple[WebSocketManager, MemoryBroker]
+NodeFactory = Callable[..., Awaitable[Node]]
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+async def make_node(store: MemoryStore) -> AsyncIterator[NodeFactory]:
+    started: list[MemoryBroker] = []
+
+    async def start(**kwargs: Any) -> Node:
+        manager = WebSocketManager(heartbeat=None, close_timeout=1.0)
+        broker = MemoryBroker(store, **kwargs)
+        broker.reconnect_max = 0.2
+        started.append(broker)
+        await broker.start(manager)
+        await broker.wait_until_up()
+        return manager, broker
+
+    yield start
+    for broker in started:
+        await broker.stop()
+
+
+def received(transport: FakeTransport) -> list[Any]:
+    return transport.messages()[1:]
+
+
+async def test_deliveries_kicks_and_stats_cross_nodes(make_node: NodeFactory) -> None:
+    (a, _), (b, b_broker) = await make_node(), await make_node()
+    a_conn, a_t = fake_connect(a)
+    b_conn, b_t = fake_connect(b)
+    b2_conn, b2_t = fake_connect(b)
+    for manager, conn in ((a, a_conn), (b, b_conn), (b, b2_conn)):
+        manager.join_room(conn.id, "posts")
+    b.set_meta(b_conn.id, "userId", 7)
+    await wait_until(lambda: a.room_size("posts") == 3 and b.room_size("posts") == 3)
+    assert a.get_meta(b_conn.id, "userId") == 7
+    assert a.broadcast_to_room("posts", {"n": 1}, exclude=[b2_conn.id]) == 2
+    await wait_until(lambda: received(b_t) == [{"n": 1}])
+    assert received(a_t) == [{"n": 1}]
+    assert received(b2_t) == []
+    assert b.broadcast_all({"n": 2}, exclude=[a_conn.id]) == 2
+    assert a.send_to(b2_conn.id, {"n": 3}) is True
+    await wait_until(lambda: received(b2_t) == [{"n": 2}, {"n": 3}])
+    assert a.disconnect(b2_conn.id, 4001, "bye") is True
+    await wait_until(lambda: b2_t.close_codes == [4001])
+    await wait_until(lambda: a.room_size("posts") == 2)
+    stats = a.get_stats()
+    assert stats["connections"] == 2
+    assert set(stats["nodes"]) == {stats["node"], b_broker.node_id}
+    assert stats["nodes"][b_broker.node_id]["connections"] == 1
+
+
+async def test_a_node_that_dies_silently_drops_out_within_its_lease(
+    make_node: NodeFactory,
+) -> None:
+    lease = 0.6
+    (a, _), (b, b_broker) = await make_node(lease=lease), await make_node(lease=lease)
+    conn, _ = fake_connect(b)
+    b.join_room(conn.id, "posts")
+    await wait_until(lambda: a.get_room_members("posts") == [conn.id])
+    task = b_broker._task
+    assert task is not None
+    task.cancel()  # no goodbye, no cleanup
+    died = time.monotonic()
+    await wait_until(lambda: a.get_room_members("posts") == [], timeout=lease + 1)
+    print(f"FIGURE dead node gone after {time.monotonic() - died:.2f} s (lease {lease} s)")
+    assert time.monotonic() - died <= lease + 0.5
+
+
+async def test_an_outage_serves_locally_counts_undelivered_and_recovers(
+    make_node: NodeFactory, store: MemoryStore
+) -> None:
+    (a, a_broker), (b, _) = await make_node(), await make_node()
+    a_conn, a_t = fake_connect(a)
+    b_conn, b_t = fake_connect(b)
+    a.join_room(a_conn.id, "posts")
+    b.join_room(b_conn.id, "posts")
+    await wait_until(lambda: a.room_size("posts") == 2)
+    store.fail()
+    await wait_until(lambda: not a_broker.up)
+    assert a.broadcast_to_room("posts", "during") == 1  # the local member only
+    assert a.get_stats()["undelivered"] == 1
+    store.recover(empty=True)  # came back having lost every key
+    await wait_until(lambda: a_broker.up)
+    await wait_until(lambda: a.room_size("posts") == 2 and b.room_size("posts") == 2)
+    assert a.broadcast_to_room("posts", "after") == 2
+    await wait_until(lambda: received(b_t) == ["after"])
+    assert received(a_t) == ["during", "after"]
+
+
+async def test_a_join_or_leave_writes_the_same_bytes_whatever_else_the_connection_is_in(
+    make_node: NodeFactory, store: MemoryStore
+) -> None:
+    (a, a_broker), _ = await make_node(), await make_node()
+    few, _ = fake_connect(a)
+    many, _ = fake_connect(a)
+    for i in range(99):
+        a.join_room(many.id, f"a-rather-long-room-name-to-make-records-heavy-{i:03d}")
+    await asyncio.sleep(0.05)
+
+    async def cost(conn_id: str) -> int:
+        before = store.bytes_written
+        a.join_room(conn_id, "probe")
+        a.leave_room(conn_id, "probe")
+        await wait_until(lambda: not a_broker._queue)
+        await asyncio.sleep(0.01)
+        return store.bytes_written - before
+
+    small, large = await cost(few.id), await cost(many.id)
+    print(f"FIGURE bytes written per join+leave: 0 other rooms {small}, 99 other rooms {large}")
+    assert small == large
