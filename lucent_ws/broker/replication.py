@@ -31,7 +31,6 @@ import random
 import secrets
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
@@ -43,6 +42,8 @@ from ..replica import CONNECT, GONE, JOIN, LEAVE, META, Change, ClusterView
 from ..stats import ClusterStats, NodeStats
 from . import wire
 from .backend import Backend, Writes
+from .membership import lease_value, own_figures, remote_figures, snapshot_fields, write_changes
+from .queue import PublishQueue
 
 __all__ = ["Broker"]
 
@@ -75,23 +76,16 @@ class Broker:
             raise ConfigurationError(f"lease must be positive, not {lease}")
         self.backend = backend
         self.lease = lease
-        self.max_queue = max_queue
         self.reconnect_max = reconnect_max
         self._node_id = node_id or _new_node_id()
         self._clock = clock
         self._view = ClusterView(clock=clock)
         self._node: LocalNode | None = None
-        self._up = False
+        self._queue = PublishQueue(max_queue, clock)
         self._up_event = asyncio.Event()
-        self._queue: deque[bytes | Change] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
         self._resync = asyncio.Event()
         self._resync_nodes: set[str] = set()
         self._seq = 0
-        self._undelivered = 0
-        self._outage_since: float | None = None
-        self._outage_undelivered = 0
         self._task: asyncio.Task[None] | None = None
         self._attempted = asyncio.Event()
 
@@ -110,7 +104,7 @@ class Broker:
     @property
     def up(self) -> bool:
         """True while the backend is reachable and this node is registered."""
-        return self._up
+        return self._queue.open
 
     def connected(self, conn: Connection) -> None:
         """Queue the new connection's record."""
@@ -156,23 +150,13 @@ class Broker:
         """This node's id, ``up``/``down``, undelivered count and every node's figures."""
         nodes: dict[str, NodeStats] = {}
         if self._node is not None:
-            nodes[self._node_id] = self._own_figures(self._node)
+            nodes[self._node_id] = own_figures(self._node.local_stats(), self._queue.undelivered)
         for node in self._view.nodes():
-            figures = node.stats
-            nodes[node.node_id] = {
-                "connections": len(node.records),
-                "rooms": len(node.rooms),
-                "messagesIn": int(figures.get("messagesIn", 0)),
-                "messagesOut": int(figures.get("messagesOut", 0)),
-                "bytesOut": int(figures.get("bytesOut", 0)),
-                "undelivered": int(figures.get("undelivered", 0)),
-                "uptime": float(figures.get("uptime", 0.0)),
-                "self": False,
-            }
+            nodes[node.node_id] = remote_figures(node)
         return {
             "node": self._node_id,
-            "broker": "up" if self._up else "down",
-            "undelivered": self._undelivered,
+            "broker": "up" if self._queue.open else "down",
+            "undelivered": self._queue.undelivered,
             "nodes": nodes,
         }
 
@@ -198,18 +182,15 @@ class Broker:
         task, self._task = self._task, None
         if task is None:
             return
-        if self._up:
+        if self._queue.open:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(timeout):
-                    while self._queue:
-                        self._idle.clear()
-                        self._wake.set()
-                        await self._idle.wait()
+                    await self._queue.drained()
                     bye = wire.encode(self._node_id, wire.BYE)
                     await self.backend.write(
                         Writes(self._node_id, forget=True, messages=[bye], atomic=True)
                     )
-        self._up = False
+        self._queue.open = False
         self._up_event.clear()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -226,21 +207,11 @@ class Broker:
     # --- queueing --------------------------------------------------------------------
 
     def _change(self, change: Change) -> None:
-        if self._up:
-            self._enqueue(change)
+        if self._queue.open:
+            self._queue.put(change)
 
-    def _enqueue(self, item: bytes | Change) -> bool:
-        if not self._up or len(self._queue) >= self.max_queue:
-            if isinstance(item, bytes):
-                self._undelivered += 1
-            return False
-        self._queue.append(item)
-        self._wake.set()
-        return True
-
-    def _drop_queue(self) -> None:
-        self._undelivered += sum(1 for item in self._queue if isinstance(item, bytes))
-        self._queue.clear()
+    def _enqueue(self, message: bytes) -> bool:
+        return self._queue.put(message)
 
     # --- the backend connection's life -----------------------------------------------
 
@@ -253,7 +224,7 @@ class Broker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._went_down(exc)
+                self._queue.went_down(self.backend.name, exc)
             finally:
                 self._attempted.set()
             if self._clock() - started > self.lease:
@@ -271,58 +242,23 @@ class Broker:
             self._view.clear()
             await self._register()
             self._up_event.set()
-            self._came_up()
+            self._queue.came_up(self._node_id, self.backend.name)
             self._attempted.set()
             await self._resync_all()
             await _first_failure(self._publisher(), self._subscriber(), self._ticker())
         finally:
             self._up_event.clear()
-            if self._up:
-                self._up = False
-                self._drop_queue()
+            self._queue.close()
             await backend.close()
-
-    def _went_down(self, exc: BaseException) -> None:
-        self._up = False
-        self._drop_queue()
-        if self._outage_since is None:
-            self._outage_since = self._clock()
-            self._outage_undelivered = self._undelivered
-            logger.error(
-                "broker unreachable at %s (%s: %s); serving local clients only, retrying",
-                self.backend.name,
-                type(exc).__name__,
-                exc,
-            )
-        else:
-            logger.debug("broker still unreachable: %s: %s", type(exc).__name__, exc)
-
-    def _came_up(self) -> None:
-        if self._outage_since is not None:
-            logger.warning(
-                "broker reachable again after %.1f s; %d messages published meanwhile "
-                "were not delivered to other nodes",
-                self._clock() - self._outage_since,
-                self._undelivered - self._outage_undelivered,
-            )
-            self._outage_since = None
-        else:
-            logger.info("node %s joined the cluster at %s", self._node_id, self.backend.name)
 
     async def _register(self) -> None:
         """Write this node's whole membership, take the lease, announce it."""
         node = self._node
         assert node is not None
         # From here on changes are queued; they are written after this snapshot.
-        self._up = True
+        self._queue.open = True
         self._seq += 1
-        fields: dict[str, bytes] = {}
-        for conn_id in node.connection_ids():
-            conn = node.get_connection(conn_id)
-            if conn is not None:
-                fields[conn_id] = wire.encode_meta(conn.meta)
-                for room in conn.rooms:
-                    fields[wire.room_field(conn_id, room)] = b""
+        fields = snapshot_fields(node.get_connection(c) for c in node.connection_ids())
         writes = Writes(
             self._node_id,
             replace=True,
@@ -336,72 +272,28 @@ class Broker:
         try:
             await self.backend.write(writes)
         except BaseException:
-            self._up = False
+            self._queue.open = False
             raise
 
-    def _own_figures(self, node: LocalNode) -> NodeStats:
-        stats = node.local_stats()
-        return {
-            "connections": stats["connections"],
-            "rooms": len(stats["rooms"]),
-            "messagesIn": stats["messagesIn"],
-            "messagesOut": stats["messagesOut"],
-            "bytesOut": stats["bytesOut"],
-            "undelivered": self._undelivered,
-            "uptime": stats["uptime"],
-            "self": True,
-        }
-
     def _lease_value(self, node: LocalNode) -> bytes:
-        figures = dict(self._own_figures(node))
-        figures.pop("self")
-        return jsoncodec.dumps(figures)
+        return lease_value(own_figures(node.local_stats(), self._queue.undelivered))
 
     # --- tasks -----------------------------------------------------------------------
 
     async def _publisher(self) -> None:
         while True:
-            if not self._queue:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-            batch = list(self._queue)
-            self._queue.clear()
+            batch = await self._queue.take()
             writes = Writes(self._node_id)
             changes = [item for item in batch if isinstance(item, tuple)]
             if changes:
-                self._write_changes(writes, changes)
+                self._seq += 1
+                write_changes(writes, changes, self._seq)
             writes.messages.extend(item for item in batch if isinstance(item, bytes))
             try:
                 await self.backend.write(writes)
             except BaseException:
-                self._undelivered += len(writes.messages) - (1 if changes else 0)
+                self._queue.undelivered += len(writes.messages) - (1 if changes else 0)
                 raise
-
-    def _write_changes(self, writes: Writes, changes: list[Change]) -> None:
-        # The last change of each field wins; the bus carries every change in order,
-        # metadata encoded once for both.
-        fields: dict[str, bytes | None] = {}
-        published: list[Change] = []
-        for op, conn_id, arg in changes:
-            if op == JOIN:
-                fields[wire.room_field(conn_id, arg)] = b""
-            elif op == LEAVE:
-                fields[wire.room_field(conn_id, arg)] = None
-            elif op == GONE:
-                fields[conn_id] = None
-                for room in arg:
-                    fields[wire.room_field(conn_id, room)] = None
-                arg = None
-            else:  # CONNECT, META
-                arg = fields[conn_id] = wire.encode_meta(arg)
-            published.append((op, conn_id, arg))
-        self._seq += 1
-        writes.del_fields = [name for name, value in fields.items() if value is None]
-        writes.set_fields = {name: value for name, value in fields.items() if value is not None}
-        writes.seq = self._seq
-        body = wire.encode_changes(published)
-        writes.messages.append(wire.encode(self._node_id, wire.CONN, body, s=self._seq))
 
     async def _subscriber(self) -> None:
         async for message in self.backend.messages():

@@ -1,0 +1,100 @@
+"""What a node has to publish, waiting for its writer task, and what could not be published."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..replica import Change
+
+__all__ = ["PublishQueue"]
+
+logger = logging.getLogger("lucent_ws.broker")
+
+
+class PublishQueue:
+    """Bus messages and membership changes, in order, for one writer task.
+
+    While the backend is down nothing is queued: messages are counted as
+    ``undelivered`` (changes are not: the snapshot written on reconnection
+    covers them). At most ``limit`` items wait; beyond that, the same.
+    """
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.open = False
+        """True while the backend is reachable: items are accepted."""
+        self.undelivered = 0
+        self._items: deque[bytes | Change] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._clock = clock
+        self._outage_since: float | None = None
+        self._outage_undelivered = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: bytes | Change) -> bool:
+        """Queue one item; False (a message counted as undelivered) if it cannot be."""
+        if not self.open or len(self._items) >= self.limit:
+            if isinstance(item, bytes):
+                self.undelivered += 1
+            return False
+        self._items.append(item)
+        self._wake.set()
+        return True
+
+    async def take(self) -> list[bytes | Change]:
+        """Wait for items; return every item queued, oldest first."""
+        if not self._items:
+            self._idle.set()
+            self._wake.clear()
+            await self._wake.wait()
+        batch = list(self._items)
+        self._items.clear()
+        return batch
+
+    async def drained(self) -> None:
+        """Return once the writer has taken every item (it must be running)."""
+        while self._items:
+            self._idle.clear()
+            self._wake.set()
+            await self._idle.wait()
+
+    def close(self) -> None:
+        """Accept nothing more; what was queued is dropped, its messages counted as undelivered."""
+        self.open = False
+        self.undelivered += sum(1 for item in self._items if isinstance(item, bytes))
+        self._items.clear()
+
+    def went_down(self, where: str, exc: BaseException) -> None:
+        """The backend is unreachable: close, and log the outage once."""
+        self.close()
+        if self._outage_since is None:
+            self._outage_since = self._clock()
+            self._outage_undelivered = self.undelivered
+            logger.error(
+                "broker unreachable at %s (%s: %s); serving local clients only, retrying",
+                where,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            logger.debug("broker still unreachable: %s: %s", type(exc).__name__, exc)
+
+    def came_up(self, node_id: str, where: str) -> None:
+        """The backend is reachable again (or for the first time): log it."""
+        if self._outage_since is not None:
+            logger.warning(
+                "broker reachable again after %.1f s; %d messages published meanwhile "
+                "were not delivered to other nodes",
+                self._clock() - self._outage_since,
+                self.undelivered - self._outage_undelivered,
+            )
+            self._outage_since = None
+        else:
+            logger.info("node %s joined the cluster at %s", node_id, where)
