@@ -88,13 +88,13 @@ class NodeView:
     records: dict[str, _Entry] = field(default_factory=dict)
     rooms: dict[str, set[str]] = field(default_factory=dict)
 
-    def apply(self, op: str, conn_id: str, arg: Any) -> None:
-        """Apply one :data:`Change`; unknown operations are ignored."""
+    def apply(self, op: str, conn_id: str, arg: Any) -> Iterable[str]:
+        """Apply one :data:`Change`; returns the rooms it touched (unknown operations: none)."""
         if op in (JOIN, LEAVE):
             entry = self.records.get(conn_id)
             if entry is None:
                 if op == LEAVE:
-                    return
+                    return ()
                 entry = self.records[conn_id] = _Entry()
             if op == JOIN:
                 entry.rooms.add(arg)
@@ -102,16 +102,20 @@ class NodeView:
             else:
                 entry.rooms.discard(arg)
                 self._unindex(conn_id, arg)
-        elif op in (CONNECT, META):
+            return (arg,)
+        if op in (CONNECT, META):
             entry = self.records.get(conn_id)
             if entry is None:
                 entry = self.records[conn_id] = _Entry()
             entry.meta = arg if isinstance(arg, Mapping) else {}
-        elif op == GONE:
+            return entry.rooms
+        if op == GONE:
             gone = self.records.pop(conn_id, None)
             if gone is not None:
                 for room in gone.rooms:
                     self._unindex(conn_id, room)
+                return gone.rooms
+        return ()
 
     def _unindex(self, conn_id: str, room: str) -> None:
         members = self.rooms.get(room)
@@ -127,6 +131,13 @@ class ClusterView:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._nodes: dict[str, NodeView] = {}
         self._clock = clock
+        self.on_rooms_changed: Callable[[Iterable[str]], None] | None = None
+        """Called with the rooms whose remote membership changed (presence listens)."""
+
+    def _changed(self, rooms: Iterable[str]) -> None:
+        listener = self.on_rooms_changed
+        if listener is not None:
+            listener(rooms)
 
     # --- updates -------------------------------------------------------------------
 
@@ -157,12 +168,14 @@ class ClusterView:
             return False
         node.seq = seq
         node.synced = True
+        touched = set(node.rooms)
         node.records = {}
         node.rooms = {}
         for conn_id, record in records.items():
             node.apply(CONNECT, conn_id, record.meta)
             for room in record.rooms:
                 node.apply(JOIN, conn_id, room)
+        self._changed(touched | set(node.rooms))
         return True
 
     def apply_changes(self, node_id: str, seq: int, changes: Iterable[Change], ttl: float) -> bool:
@@ -177,8 +190,11 @@ class ClusterView:
         gap = not node.synced or seq != node.seq + 1
         node.seq = seq
         node.expires_at = max(node.expires_at, self._clock() + ttl)
+        touched: set[str] = set()
         for op, conn_id, arg in changes:
-            node.apply(op, conn_id, arg)
+            touched.update(node.apply(op, conn_id, arg))
+        if touched:
+            self._changed(touched)
         return gap
 
     def renew(self, node_id: str, ttl: float, stats: Mapping[str, Any] | None = None) -> None:
@@ -191,11 +207,28 @@ class ClusterView:
 
     def drop(self, node_id: str) -> bool:
         """Forget a node (it left or its lease is gone); True if it was known."""
-        return self._nodes.pop(node_id, None) is not None
+        node = self._nodes.pop(node_id, None)
+        if node is None:
+            return False
+        if node.rooms:
+            self._changed(list(node.rooms))
+        return True
 
     def clear(self) -> None:
         """Forget every node."""
-        self._nodes.clear()
+        for node_id in list(self._nodes):
+            self.drop(node_id)
+
+    def suspend(self) -> None:
+        """Mark every node unconfirmed until its next snapshot (after a broker outage).
+
+        Suspended nodes still answer membership and presence reads, so a rebuild
+        announces no leave and join for members that never left; they are left out
+        of the counts of :meth:`room_size`, :meth:`room_sizes` and
+        :meth:`connection_count`, so no delivery to them is claimed meanwhile.
+        """
+        for node in self._nodes.values():
+            node.synced = False
 
     # --- reads -----------------------------------------------------------------------
 
@@ -206,7 +239,7 @@ class ClusterView:
         now = self._clock()
         expired = [n for n, view in self._nodes.items() if view.expires_at <= now]
         for node_id in expired:
-            del self._nodes[node_id]
+            self.drop(node_id)
         return list(self._nodes.values())
 
     def node_ids(self) -> list[str]:
@@ -226,7 +259,7 @@ class ClusterView:
         """Members of ``room`` on other nodes, not counting ``exclude``."""
         count = 0
         for node in self.nodes():
-            ids = node.rooms.get(room)
+            ids = node.rooms.get(room) if node.synced else None
             if ids:
                 count += len(ids)
                 if exclude:
@@ -237,13 +270,15 @@ class ClusterView:
         """Every room with members on other nodes, with their number."""
         sizes: dict[str, int] = {}
         for node in self.nodes():
+            if not node.synced:
+                continue
             for room, ids in node.rooms.items():
                 sizes[room] = sizes.get(room, 0) + len(ids)
         return sizes
 
     def connection_count(self, exclude: Iterable[str] = ()) -> int:
         """Connections on other nodes, not counting ``exclude``."""
-        nodes = self.nodes()
+        nodes = [node for node in self.nodes() if node.synced]
         count = sum(len(node.records) for node in nodes)
         for conn_id in exclude:
             if any(conn_id in node.records for node in nodes):

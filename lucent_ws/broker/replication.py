@@ -238,8 +238,8 @@ class Broker:
             await backend.connect()
             # What this node knew of the others predates the outage: a node it still
             # lists may not have resubscribed yet, and counting it would claim deliveries
-            # that never happen. Rebuild the view from the backend before publishing again.
-            self._view.clear()
+            # that never happen. Confirm each from the backend before counting it again.
+            self._view.suspend()
             await self._register()
             self._up_event.set()
             self._queue.came_up(self._node_id, self.backend.name)
