@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+"""This release's version string."""
 
 ws_manager = WebSocketManager()
 """The default manager, shared by every app that is not given another one."""
