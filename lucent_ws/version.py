@@ -1,3 +1,4 @@
 """The package version (the one place it is written)."""
 
 __version__ = "0.1.0"
+"""This release's version string."""
