@@ -34,9 +34,11 @@ __all__ = [
     "ErrorCode",
     "Join",
     "Leave",
+    "Payload",
     "Ping",
     "Pong",
     "Ref",
+    "Room",
     "Rule",
     "check_payload_depth",
     "check_room",
@@ -113,7 +115,9 @@ def check_payload_depth(value: Any) -> tuple[str, ...]:
 
 
 Room = Annotated[str, check_room]
+"""The annotation of a field holding a room name."""
 Payload = Annotated[Any, check_payload_depth]
+"""The annotation of a field holding any JSON value (``null`` included) nested at most 128 deep."""
 
 
 # --- client messages -------------------------------------------------------------
@@ -201,7 +205,7 @@ def _field(field: dataclasses.Field[Any], hint: Any) -> _Field:
         origin = get_origin(hint)
         if origin is Annotated:
             hint, *extras = get_args(hint)
-            rule = next(extra for extra in extras if callable(extra))
+            rule = next((extra for extra in extras if callable(extra)), rule)
         elif origin is Union or origin is types.UnionType:
             options = [arg for arg in get_args(hint) if arg is not type(None)]
             nullable = len(options) < len(get_args(hint))

@@ -56,22 +56,23 @@ def loader(schema: Schema) -> FastLoader:
     return load
 
 
+@pytest.mark.parametrize(
+    ("schema", "bodies"),
+    [
+        (BroadcastRequestSchema(), valid_broadcasts | any_bodies),
+        (SendRequestSchema(), valid_sends | any_bodies),
+    ],
+    ids=["broadcast", "send"],
+)
 @settings(max_examples=800, deadline=None)
-@given(data=valid_broadcasts | any_bodies)
-def test_broadcast_bodies_load_as_marshmallow_loads_them(data: Any) -> None:
-    schema = BroadcastRequestSchema()
-    quick = loader(schema)(data)
+@given(data=st.data())
+def test_bodies_load_as_marshmallow_loads_them(
+    schema: Schema, bodies: st.SearchStrategy[Any], data: st.DataObject
+) -> None:
+    body = data.draw(bodies)
+    quick = loader(schema)(body)
     if quick is not None:
-        assert quick == marshmallow_load(schema, data)
-
-
-@settings(max_examples=800, deadline=None)
-@given(data=valid_sends | any_bodies)
-def test_send_bodies_load_as_marshmallow_loads_them(data: Any) -> None:
-    schema = SendRequestSchema()
-    quick = loader(schema)(data)
-    if quick is not None:
-        assert quick == marshmallow_load(schema, data)
+        assert quick == marshmallow_load(schema, body)
 
 
 @settings(max_examples=300, deadline=None)
