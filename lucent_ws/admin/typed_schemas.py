@@ -62,7 +62,7 @@ def schema_from_typeddict(
         return _derived[shape]
     if not is_typeddict(shape):
         raise TypeError(f"{shape!r} is not a TypedDict")
-    total: bool = getattr(shape, "__total__")  # noqa: B009 - not in the type stubs
+    required_keys: frozenset[str] = getattr(shape, "__required_keys__")  # noqa: B009 - not on `type`
     notes = descriptions or {}
     hints = get_type_hints(
         shape, localns={known.__name__: known for known in _derived}, include_extras=True
@@ -72,7 +72,7 @@ def schema_from_typeddict(
     declared = {}
     for key, hint in hints.items():
         # __required_keys__ misses NotRequired in string annotations before Python 3.12.
-        required = total
+        required = key in required_keys
         while get_origin(hint) in (NotRequired, Required):
             required = get_origin(hint) is Required
             (hint,) = get_args(hint)

@@ -28,6 +28,10 @@ class Outer(TypedDict, total=False):
     ratio: float
 
 
+class Sub(Outer):
+    must: int
+
+
 class Mixed(TypedDict):
     count: int
     note: NotRequired[str]
@@ -58,6 +62,12 @@ def test_fields_follow_the_annotations() -> None:
         "count": ["Not a valid integer."],
         "outer": {"inner": {"k": {"value": {"flag": ["Missing data for required field."]}}}},
     }
+
+
+def test_inherited_keys_keep_their_totality() -> None:
+    declared = schema_from_typeddict(Sub)._declared_fields
+    assert {name for name, field in declared.items() if field.required} == {"must"}
+    assert set(declared) == {"names", "inner", "ratio", "must"}
 
 
 def test_what_it_cannot_derive_is_refused() -> None:
