@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from aiohttp import web
 from marshmallow import Schema, ValidationError
 
 from .. import jsoncodec
-from .schemas import QuickSchema
+from .fastload import FastLoader, fast_loader
 
 __all__ = [
     "BadRequest",
@@ -83,8 +84,15 @@ async def load_body(request: web.Request, schema: Schema) -> dict[str, Any]:
         if isinstance(exc, json.JSONDecodeError):
             message = f"Body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         raise BadRequest(error_response(400, "invalid_json", message)) from None
-    quick = schema.quick_load(data) if isinstance(schema, QuickSchema) else None
+    try:
+        loader = _fast_loaders[schema]
+    except KeyError:
+        loader = _fast_loaders[schema] = fast_loader(schema)
+    quick = loader(data) if loader is not None else None
     return quick if quick is not None else _validate(schema, data)
+
+
+_fast_loaders: WeakKeyDictionary[Schema, FastLoader | None] = WeakKeyDictionary()
 
 
 def load_query(request: web.Request, schema: Schema) -> dict[str, Any]:

@@ -6,11 +6,14 @@ document is generated from the same classes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from ..protocol import is_room, room_field
+from ..protocol import MAX_ROOM_LENGTH, Rule, check_room
+from ..stats import NodeStats, Stats
+from .typed_schemas import schema_from_typeddict
 
 __all__ = [
     "BroadcastRequestSchema",
@@ -23,7 +26,6 @@ __all__ = [
     "ErrorSchema",
     "HistorySampleSchema",
     "HistorySchema",
-    "QuickSchema",
     "RoomDetailSchema",
     "RoomListSchema",
     "RoomMemberSchema",
@@ -31,7 +33,27 @@ __all__ = [
     "SendRequestSchema",
     "StatsSchema",
     "ValidationErrorSchema",
+    "room_field",
 ]
+
+
+def _validator(rule: Rule) -> Callable[[Any], None]:
+    """A wire-protocol rule as a marshmallow validator (same messages, one per problem)."""
+
+    def validate_rule(value: Any) -> None:
+        errors = rule(value)
+        if errors:
+            raise ValidationError(list(errors))
+
+    return validate_rule
+
+
+def room_field(*, required: bool = True, **kwargs: Any) -> fields.String:
+    """A ``room`` field: the wire protocol's room rule (:func:`~lucent_ws.protocol.check_room`)."""
+    metadata = {"minLength": 1, "maxLength": MAX_ROOM_LENGTH, **kwargs.pop("metadata", {})}
+    return fields.String(
+        required=required, validate=_validator(check_room), metadata=metadata, **kwargs
+    )
 
 
 class ErrorSchema(Schema):
@@ -54,41 +76,17 @@ class ValidationErrorSchema(Schema):
     )
 
 
-class NodeStatsSchema(Schema):
-    """One node's own figures in a cluster."""
-
-    connections = fields.Integer(required=True)
-    rooms = fields.Integer(required=True)
-    messagesIn = fields.Integer(required=True)
-    messagesOut = fields.Integer(required=True)
-    bytesOut = fields.Integer(required=True)
-    undelivered = fields.Integer(required=True)
-    uptime = fields.Float(required=True)
-    self = fields.Boolean(required=True, metadata={"description": "the node answering"})
-
-
-class StatsSchema(Schema):
-    """Hub totals, as ``WebSocketManager.get_stats()``."""
-
-    connections = fields.Integer(required=True)
-    rooms = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    heartbeatActive = fields.Boolean(required=True)
-    messagesIn = fields.Integer(required=True)
-    messagesOut = fields.Integer(required=True)
-    bytesOut = fields.Integer(required=True)
-    evictions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    handshakeRefusals = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    uptime = fields.Float(required=True, metadata={"description": "seconds since start"})
-    node = fields.String(metadata={"description": "this node's id (scale-out only)"})
-    broker = fields.String(metadata={"description": "up or down (scale-out only)"})
-    undelivered = fields.Integer(
-        metadata={"description": "messages not handed to other nodes (scale-out only)"}
-    )
-    nodes = fields.Dict(
-        keys=fields.String(),
-        values=fields.Nested(NodeStatsSchema),
-        metadata={"description": "each live node's own figures (scale-out only)"},
-    )
+NodeStatsSchema = schema_from_typeddict(NodeStats, descriptions={"self": "the node answering"})
+StatsSchema = schema_from_typeddict(
+    Stats,
+    descriptions={
+        "uptime": "seconds since start",
+        "node": "this node's id (scale-out only)",
+        "broker": "up or down (scale-out only)",
+        "undelivered": "messages not handed to other nodes (scale-out only)",
+        "nodes": "each live node's own figures (scale-out only)",
+    },
+)
 
 
 class HistorySampleSchema(Schema):
@@ -166,24 +164,7 @@ class ConnectionDetailSchema(ConnectionSummarySchema):
     )
 
 
-class QuickSchema(Schema):
-    """A request body schema with a fast path for bodies that are plainly valid.
-
-    Validating with marshmallow costs more than the rest of a small admin request; the
-    fast path checks the common shape directly and leaves anything else (and every error
-    message) to :meth:`load`. The tests check the two agree on generated bodies.
-    """
-
-    def quick_load(self, data: Any) -> dict[str, Any] | None:
-        """What ``load(data)`` returns if ``data`` is plainly valid, else None."""
-        return None
-
-
-_BROADCAST_KEYS = frozenset({"room", "payload", "exclude"})
-_SEND_KEYS = frozenset({"id", "payload"})
-
-
-class BroadcastRequestSchema(QuickSchema):
+class BroadcastRequestSchema(Schema):
     """``POST /broadcast``: ``payload`` to ``room``'s members, or to everyone without ``room``."""
 
     room = room_field(required=False, metadata={"description": "omit to reach everyone"})
@@ -195,35 +176,12 @@ class BroadcastRequestSchema(QuickSchema):
         metadata={"description": "connection ids to skip"},
     )
 
-    def quick_load(self, data: Any) -> dict[str, Any] | None:
-        """What ``load(data)`` returns if ``data`` is plainly valid, else None."""
-        if type(data) is not dict or "payload" not in data or not data.keys() <= _BROADCAST_KEYS:
-            return None
-        exclude = data.get("exclude", [])
-        if type(exclude) is not list or not all(type(item) is str for item in exclude):
-            return None
-        loaded = {"payload": data["payload"], "excluded": list(exclude)}
-        if "room" in data:
-            if not is_room(data["room"]):
-                return None
-            loaded["room"] = data["room"]
-        return loaded
 
-
-class SendRequestSchema(QuickSchema):
+class SendRequestSchema(Schema):
     """``POST /send``: ``payload`` to one connection."""
 
     id = fields.String(required=True, validate=validate.Length(min=1))
     payload = fields.Raw(required=True, allow_none=True, metadata={"description": "any JSON"})
-
-    def quick_load(self, data: Any) -> dict[str, Any] | None:
-        """What ``load(data)`` returns if ``data`` is plainly valid, else None."""
-        if type(data) is not dict or data.keys() != _SEND_KEYS:
-            return None
-        conn_id = data["id"]
-        if type(conn_id) is not str or not conn_id:
-            return None
-        return {"id": conn_id, "payload": data["payload"]}
 
 
 class DeliveredSchema(Schema):
