@@ -235,8 +235,10 @@ def _fields_of(cls: type[ClientMessage]) -> tuple[_Field, ...]:
     return tuple(_field(field, hints[field.name]) for field in declared[:-1])
 
 
-_SPECS: Final[dict[str, tuple[Callable[..., ClientMessage], tuple[_Field, ...]]]] = {
-    name: (cls, _fields_of(cls)) for name, cls in MESSAGE_TYPES.items()
+_Checked = tuple[str, type | None, Rule | None, _Field]  # what the valid path reads first
+_SPECS: Final[dict[str, tuple[Callable[..., ClientMessage], tuple[_Checked, ...]]]] = {
+    name: (cls, tuple((f.name, f.json_type, f.rule, f) for f in _fields_of(cls)))
+    for name, cls in MESSAGE_TYPES.items()
 }
 
 
@@ -291,7 +293,7 @@ def parse(text: str | bytes) -> ClientMessage:
     cls, fields = spec
     values: list[Any] = []
     errors: list[str] | None = None
-    for name, json_type, type_text, rule, required, nullable, default in fields:
+    for name, json_type, rule, field in fields:
         value = data.get(name, _MISSING)
         if type(value) is json_type or (
             json_type is None and value is not None and value is not _MISSING
@@ -302,23 +304,24 @@ def parse(text: str | bytes) -> ClientMessage:
                 continue
             problem = " ".join(problems)
         elif value is _MISSING:
-            if not required:
-                values.append(default)
+            if not field.required:
+                values.append(field.default)
                 continue
             problem = _MISSING_TEXT
         elif value is None:
-            if nullable:
+            if field.nullable:
                 values.append(None)
                 continue
             problem = _NULL_TEXT
         else:
-            problem = type_text
+            problem = field.type_text
         if errors is None:
             errors = []
         errors.append(f"{name}: {problem}")
     if errors is not None:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "; ".join(errors), ref)
-    return cls(*values, ref)
+    values.append(ref)
+    return cls(*values)
 
 
 # --- server messages -------------------------------------------------------------
