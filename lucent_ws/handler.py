@@ -14,13 +14,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict, TypeGuard, Unpack
+from typing import Final, TypedDict, TypeGuard, Unpack
 
 from aiohttp import WSMsgType, web
 
 from .auth import BEARER_SUBPROTOCOL, EXPIRES_AT, Authenticator, Identity
 from .config import HeartbeatConfig, Limits
 from .errors import AuthenticationFailed, HandshakeError, OriginRejected, ServiceUnavailable
+from .lingering import PROTOCOL_ERROR, guard_socket
 from .manager import CloseCode, EvictionReason, WebSocketManager
 from .origin import OriginPolicy
 from .session import JoinHook, Session
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("lucent_ws.handler")
+
+UNMASKED: Final = "protocol_error"
+"""Eviction label of a connection closed with 1002 for an unmasked frame."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -104,9 +108,18 @@ class WebSocketHandler:
             max_outbound_buffer=self.limits.max_outbound_buffer,
         )
         session = Session(self.manager, conn, self.limits, on_join_room=self.on_join_room)
+        guard_socket(
+            transport,
+            linger=self.manager.close_timeout,
+            on_unmasked=lambda: self.manager.evict(
+                conn.id, PROTOCOL_ERROR, UNMASKED, "Client frames must be masked"
+            ),
+        )
         expiry = self._schedule_expiry(conn.id, identity)
         try:
             await self._read_loop(ws, session)
+        except ConnectionError:
+            pass  # the peer reset or vanished mid-write: a disconnect, not an error
         except Exception:
             logger.exception("connection %s failed", conn.id)
             self.manager.evict(
@@ -143,11 +156,8 @@ class WebSocketHandler:
             elif kind is WSMsgType.BINARY:
                 session.on_binary()
             elif kind is WSMsgType.PING:
-                session.on_pong_frame()
-                try:
+                if session.on_ping_frame():  # False over the rate limit: no PONG
                     await ws.pong(msg.data)
-                except ConnectionResetError:
-                    return  # the client is gone: normal, not an error
             elif kind is WSMsgType.PONG:
                 session.on_pong_frame()
             else:  # CLOSE, CLOSING, CLOSED, ERROR
