@@ -20,10 +20,18 @@ from aiohttp import WSMsgType, web
 
 from .auth import BEARER_SUBPROTOCOL, EXPIRES_AT, Authenticator, Identity
 from .config import HeartbeatConfig, Limits
-from .errors import AuthenticationFailed, HandshakeError, OriginRejected, ServiceUnavailable
+from .errors import (
+    AuthenticationFailed,
+    HandshakeError,
+    HostRejected,
+    OriginRejected,
+    ServiceUnavailable,
+)
+from .hosts import HostPolicy
 from .lingering import PROTOCOL_ERROR, guard_socket
 from .manager import CloseCode, EvictionReason, WebSocketManager
 from .origin import OriginPolicy
+from .pending import release_pending
 from .session import JoinHook, Session
 
 __all__ = [
@@ -68,6 +76,7 @@ class WebSocketHandler:
     require_auth: bool = False
     heartbeat: HeartbeatConfig | None = None
     state: HubState = field(default_factory=HubState)
+    hosts: HostPolicy = field(default_factory=HostPolicy)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Check the handshake, upgrade, then serve the connection until it closes."""
@@ -93,6 +102,7 @@ class WebSocketHandler:
         transport = request.transport
         if transport is None:  # the client vanished during the upgrade
             return ws
+        release_pending(transport)  # upgraded: no longer under the pre-upgrade limits
         if state.draining:  # shutdown began while this handshake was in flight
             await ws.close(code=CloseCode.GOING_AWAY, message=b"Server shutting down")
             return ws
@@ -169,6 +179,8 @@ class WebSocketHandler:
         # This handshake is one of state.handshakes, hence the strict comparison.
         if len(self.manager) + self.state.handshakes > self.limits.max_connections:
             raise ServiceUnavailable("Connection limit reached")
+        if not self.hosts.allows_request(request):
+            raise HostRejected("Host not allowed")
         if not self.origins.allows(request.headers.get("Origin"), request.host):
             raise OriginRejected("Origin not allowed")
         identity = None
@@ -201,7 +213,11 @@ class _HideOfferedProtocols(logging.Filter):
         return True
 
 
-logging.getLogger("aiohttp.websocket").addFilter(_HideOfferedProtocols())
+def _hide_offered_protocols() -> None:
+    """Attach the filter to aiohttp's WebSocket logger once, when an endpoint is set up."""
+    ws_logger = logging.getLogger("aiohttp.websocket")
+    if not any(isinstance(f, _HideOfferedProtocols) for f in ws_logger.filters):
+        ws_logger.addFilter(_HideOfferedProtocols())
 
 
 def websocket_response(limits: Limits, close_timeout: float) -> web.WebSocketResponse:
@@ -243,6 +259,9 @@ class EndpointOptions(TypedDict, total=False):
     """Refuse anonymous handshakes with 401."""
     allowed_origins: Iterable[str]
     """Allowed ``Origin``s (``"*"`` for any); none: the request's own host only."""
+    allowed_hosts: Iterable[str]
+    """Allowed ``Host`` names (``"*"`` for any, ``".example.com"`` for a domain); none:
+    requests arriving on loopback must name ``localhost``, ``127.0.0.1`` or ``[::1]``."""
     limits: Limits | None
     """Per-connection and per-server limits."""
 
@@ -260,6 +279,7 @@ def websocket_handler(**options: Unpack[EndpointOptions]) -> Handler:
 
 def build_endpoint(**options: Unpack[EndpointOptions]) -> WebSocketHandler:
     """The endpoint behind :func:`websocket_handler`, for callers that need its state."""
+    _hide_offered_protocols()
     manager = options.get("manager")
     if manager is None:
         from . import ws_manager
@@ -269,6 +289,7 @@ def build_endpoint(**options: Unpack[EndpointOptions]) -> WebSocketHandler:
         manager=manager,
         limits=options.get("limits") or Limits(),
         origins=OriginPolicy(options.get("allowed_origins", ())),
+        hosts=HostPolicy(options.get("allowed_hosts", ())),
         on_join_room=options.get("on_join_room"),
         authenticate=options.get("authenticate"),
         require_auth=options.get("require_auth", False),

@@ -8,9 +8,10 @@ aiohttp's protocol once a socket is upgraded and makes every close a lingering
 close (RFC 6455 section 7, nginx's ``lingering_close``): after the server's close
 frame, whatever the peer still sends is read and discarded until its close
 frame, EOF or the linger timeout (then the socket is aborted); only then is the
-socket closed. A close that answers the client's own close frame is immediate. Whoever closes (aiohttp after a close handshake or a parse error,
-the manager evicting, the shutdown) goes through ``transport.close()``, which
-the guard takes over for that one transport.
+socket closed. A close that answers the client's own close frame is immediate.
+Whoever closes (aiohttp after a close handshake or a parse error, the manager
+evicting, the shutdown) goes through ``transport.close()``, which the guard
+takes over for that one transport.
 
 It also walks the frame headers of everything the client sends (a few
 operations per frame) to enforce RFC 6455 section 5.1: a client frame that is

@@ -23,12 +23,14 @@ __all__ = [
     "ErrorSchema",
     "HistorySampleSchema",
     "HistorySchema",
+    "PageQuerySchema",
     "QuickSchema",
     "RoomDetailSchema",
     "RoomListSchema",
     "RoomMemberSchema",
     "RoomSummarySchema",
     "SendRequestSchema",
+    "StatsQuerySchema",
     "StatsSchema",
     "ValidationErrorSchema",
 ]
@@ -67,11 +69,38 @@ class NodeStatsSchema(Schema):
     self = fields.Boolean(required=True, metadata={"description": "the node answering"})
 
 
+class StatsQuerySchema(Schema):
+    """Query of ``GET /stats``."""
+
+    top = fields.Integer(
+        validate=validate.Range(min=0, max=1000),
+        metadata={"description": "how many of the largest rooms to list (default 20)"},
+    )
+
+
+class PageQuerySchema(Schema):
+    """Query of the paginated listings: ``GET /rooms`` and ``GET /rooms/{room}``."""
+
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(
+        metadata={"description": "the previous page's `next`; omit for the first page"}
+    )
+
+
 class StatsSchema(Schema):
-    """Hub totals, as ``WebSocketManager.get_stats()``."""
+    """Hub totals, as ``WebSocketManager.get_stats()``, with the largest rooms only."""
 
     connections = fields.Integer(required=True)
-    rooms = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    rooms = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "the `top` largest rooms and their member counts"},
+    )
+    roomCount = fields.Integer(required=True, metadata={"description": "rooms with members"})
+    memberships = fields.Integer(
+        required=True, metadata={"description": "member counts summed over every room"}
+    )
     heartbeatActive = fields.Boolean(required=True)
     messagesIn = fields.Integer(required=True)
     messagesOut = fields.Integer(required=True)
@@ -115,9 +144,15 @@ class RoomSummarySchema(Schema):
 
 
 class RoomListSchema(Schema):
-    """Every room with at least one member, largest first."""
+    """One page of the rooms with at least one member, by name."""
 
     rooms = fields.List(fields.Nested(RoomSummarySchema), required=True)
+    total = fields.Integer(required=True, metadata={"description": "rooms in all pages"})
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "cursor of the next page; null on the last one"},
+    )
 
 
 class RoomMemberSchema(Schema):
@@ -128,10 +163,16 @@ class RoomMemberSchema(Schema):
 
 
 class RoomDetailSchema(Schema):
-    """A room's members."""
+    """One page of a room's members, by id."""
 
     name = fields.String(required=True)
     members = fields.List(fields.Nested(RoomMemberSchema), required=True)
+    total = fields.Integer(required=True, metadata={"description": "members in all pages"})
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "cursor of the next page; null on the last one"},
+    )
 
 
 class ConnectionSummarySchema(Schema):
