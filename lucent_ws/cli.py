@@ -357,8 +357,21 @@ def _site(runner: web.AppRunner, settings: Settings, host: str, port: int) -> Gu
         host,
         port,
         header_timeout=settings.header_timeout,
-        max_pending=settings.max_pending,
+        max_pending=_pending_cap(settings.max_pending),
     )
+
+
+def _pending_cap(configured: int) -> int:
+    """``--max-pending``, but never more than half the descriptors the process may open:
+    sockets that have not upgraded must not be able to starve the rest."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    cap = max(16, soft // 2)
+    if configured > cap:
+        logger.info("--max-pending %d lowered to %d: half the descriptor limit", configured, cap)
+        return cap
+    return configured
 
 
 def _raise_fd_limit() -> None:

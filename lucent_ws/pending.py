@@ -164,7 +164,8 @@ class PendingSockets:
     def out_of_descriptors(self, exc: OSError) -> None:
         """``accept()`` failed with EMFILE/ENFILE: free descriptors, log once per interval."""
         self.accept_failures += 1
-        for _ in range(max(1, len(self._pending) // 10)):
+        # Enough for a full listen backlog (accept() retries after a second).
+        for _ in range(max(128, len(self._pending) // 4)):
             if not self._pending:
                 break
             self._shed_oldest()
