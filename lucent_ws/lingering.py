@@ -78,6 +78,7 @@ class SocketGuard(asyncio.Protocol):
         self.peer_closed = False
         """True once a close frame from the client went through to aiohttp."""
         self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""  # the last bytes read while lingering
         self.discarded = 0
         """Bytes read and thrown away while lingering (or after a violation)."""
 
@@ -123,14 +124,15 @@ class SocketGuard(asyncio.Protocol):
         """Forward to aiohttp what it may see; discard the rest."""
         if self._lingering:
             self.discarded += len(data)
-            if self._scan(data, stop_at_close=True) >= 0:
+            self._tail = (self._tail + data)[-_CLOSE_TAIL:] if len(data) < _CLOSE_TAIL else data
+            if _ends_with_close_frame(self._tail):
                 self._finish()  # the peer's close frame: it sends nothing after it
             return
         if self._dropping:
             self.discarded += len(data)
-            self._scan(data, stop_at_close=False)
+            self._scan(data)
             return
-        bad = self._scan(data, stop_at_close=False)
+        bad = self._scan(data)
         if bad < 0:
             self._inner.data_received(data)
             return
@@ -163,12 +165,11 @@ class SocketGuard(asyncio.Protocol):
 
     # --- frame headers -----------------------------------------------------------------
 
-    def _scan(self, data: bytes, *, stop_at_close: bool) -> int:
+    def _scan(self, data: bytes) -> int:
         """Walk the frame headers in ``data`` (client frames are always masked).
 
-        Returns the offset of the first frame that is unmasked (or, with
-        ``stop_at_close``, a close frame), or -1. Notes a close frame that goes
-        through in :attr:`peer_closed`.
+        Returns the offset of the first frame that is unmasked, or -1. Notes a
+        close frame that goes through in :attr:`peer_closed`.
         """
         skip = self._skip
         if skip >= len(data):
@@ -192,8 +193,6 @@ class SocketGuard(asyncio.Protocol):
             if second < 0x80:
                 return max(pos - kept, 0)
             if data[pos] & 0x0F == _OP_CLOSE:
-                if stop_at_close:
-                    return max(pos - kept, 0)
                 self.peer_closed = True
             length = second & 0x7F
             if length < 126:
@@ -204,6 +203,26 @@ class SocketGuard(asyncio.Protocol):
                 pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
         self._skip = pos - size
         return -1
+
+
+_CLOSE_TAIL: Final = 2 + 4 + 125
+"""The longest client close frame: header, mask, 125 bytes of body."""
+
+
+def _ends_with_close_frame(tail: bytes) -> bool:
+    """True if ``tail`` ends with a whole, masked close frame.
+
+    While lingering, only the end of what arrived is looked at, however much a
+    flooding client sends: a client that answers the close handshake sends its
+    close frame last. Walking every frame (a PING flood is 6 bytes a frame)
+    would cost more than the flood itself.
+    """
+    size = len(tail)
+    for body in range(min(126, size - 5)):
+        start = size - 6 - body
+        if tail[start] == 0x88 and tail[start + 1] == 0x80 | body and body != 1:
+            return True
+    return False
 
 
 def _header_complete(data: bytes, pos: int) -> bool:

@@ -6,7 +6,10 @@ largest rooms plus totals, rooms and members come a page at a time, and the
 rooms are walked a slice per loop tick. The test measures the loop's longest
 stall while each admin answer is built and compares it with the longest stall
 measured in the same test while cheap answers (``/stats/history``) are served:
-every answer must stay within that baseline plus 5 ms.
+every answer must stay within that baseline plus 5 ms. Each figure is the best of
+three rounds, so that the machine descheduling the test once (other processes share
+its two cores) is not mistaken for a stall the answer caused, which would recur in
+every round.
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ class LagProbe:
             start = time.perf_counter()
             await asyncio.sleep(0.001)
             self.worst = max(self.worst, (time.perf_counter() - start - 0.001) * 1000)
+
+    async def best_of(
+        self, work: Callable[[], Awaitable[Any]], rounds: int = 3
+    ) -> tuple[float, Any]:
+        """The smallest of ``rounds`` worst stalls, and the last result."""
+        best, result = float("inf"), None
+        for _ in range(rounds):
+            worst, result = await self.measure(work)
+            best = min(best, worst)
+        return best, result
 
     async def measure(self, work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
         self.worst = 0.0
@@ -82,7 +95,7 @@ async def test_admin_answers_at_50000_rooms_never_hold_the_loop(aiohttp_client: 
             answer = await get(path)
         return answer
 
-    baseline, _ = await probe.measure(lambda: repeat("stats/history", 20))
+    baseline, _ = await probe.best_of(lambda: repeat("stats/history", 20))
 
     async def walk_rooms() -> tuple[int, int]:
         seen, pages, cursor = 0, 0, None
@@ -97,11 +110,11 @@ async def test_admin_answers_at_50000_rooms_never_hold_the_loop(aiohttp_client: 
                 return seen, pages
 
     figures: dict[str, tuple[float, Any]] = {
-        "stats": await probe.measure(lambda: repeat("stats")),
-        "rooms (10 pages of 1000)": await probe.measure(walk_rooms),
-        "room members": await probe.measure(lambda: repeat("rooms/everyone")),
-        "metrics": await probe.measure(lambda: repeat("metrics")),
-        "connections": await probe.measure(lambda: repeat("connections")),
+        "stats": await probe.best_of(lambda: repeat("stats")),
+        "rooms (10 pages of 1000)": await probe.best_of(walk_rooms),
+        "room members": await probe.best_of(lambda: repeat("rooms/everyone")),
+        "metrics": await probe.best_of(lambda: repeat("metrics")),
+        "connections": await probe.best_of(lambda: repeat("connections")),
     }
     status, size, stats = await get("stats")
     _, _, first = await get("rooms", limit="5000")

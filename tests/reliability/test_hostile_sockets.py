@@ -25,8 +25,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lucent_ws.pending import PendingSockets
-
 from .support import ROOT, free_port
 
 TOKEN = "hostile-sockets-admin-token"
@@ -192,6 +190,8 @@ async def test_descriptor_exhaustion_is_logged_once_per_interval_and_sheds(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """What the loop's exception handler does with a burst of EMFILE from accept()."""
+    from lucent_ws.pending import PendingSockets
+
     pending = PendingSockets(lambda: asyncio.Protocol(), header_timeout=5, max_pending=10_000)
     loop = asyncio.get_running_loop()
     sockets = [socket.socketpair() for _ in range(300)]
