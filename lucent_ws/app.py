@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Unpack
 
 from aiohttp import web
@@ -58,6 +58,7 @@ def create_app(
     redis_prefix: str = "lucent_ws",
     lease: float = 15.0,
     broker: Cluster | None = None,
+    trust_proxy: bool = False,
     **options: Unpack[EndpointOptions],
 ) -> web.Application:
     """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.
@@ -69,6 +70,8 @@ def create_app(
     With ``redis_url`` the hub scales out over Redis (the ``redis`` extra):
     ``redis_prefix`` namespaces its keys, ``lease`` (seconds) bounds how long
     a dead node stays in the cluster's membership; or pass any ``broker``.
+    ``allowed_hosts`` applies to the admin part too; ``trust_proxy`` makes it
+    honour ``X-Forwarded-Proto`` and ``X-Forwarded-For`` from a proxy in front.
     Each call returns a fresh app (a frozen app cannot be mounted twice).
     """
     if broker is None and redis_url is not None:
@@ -82,20 +85,34 @@ def create_app(
     app = web.Application()
     setup(app, path=path, broker=broker, **options)
     if admin:
-        mount_admin(app, app[MANAGER_KEY], token=admin_token)
+        mount_admin(
+            app,
+            app[MANAGER_KEY],
+            token=admin_token,
+            allowed_hosts=options.get("allowed_hosts", ()),
+            trust_proxy=trust_proxy,
+        )
     return app
 
 
 def mount_admin(
-    app: web.Application, manager: WebSocketManager, *, token: str | None = None
+    app: web.Application,
+    manager: WebSocketManager,
+    *,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] = (),
+    trust_proxy: bool = False,
 ) -> web.Application:
     """Mount the admin API and dashboard on ``app`` at ``/admin/``; returns the sub-app.
 
-    ``/admin`` without the slash redirects to it.
+    ``/admin`` without the slash redirects to it. The keywords are those of
+    :func:`lucent_ws.admin.create_admin_app`.
     """
     from .admin import create_admin_app
 
-    admin_app = create_admin_app(manager, token=token)
+    admin_app = create_admin_app(
+        manager, token=token, allowed_hosts=allowed_hosts, trust_proxy=trust_proxy
+    )
     app.router.add_get("/admin", _to_admin, name="lucent_ws_admin_redirect")
     app.add_subapp("/admin/", admin_app)
     return admin_app

@@ -4,7 +4,7 @@ Cross-node traffic flows one way through two narrow interfaces:
 
 - :class:`Cluster` is what the manager calls: it reports local membership
   changes, publishes what local callers send to other nodes, and answers reads
-  about them from a replicated :class:`~lucent_ws.broker.view.ClusterView`.
+  about them from a replicated :class:`~lucent_ws.replica.ClusterView`.
   :class:`SingleNode`, the default, has no other nodes;
   :class:`lucent_ws.broker.Broker` replicates over a storage backend (Redis).
 - :class:`LocalNode` is what a cluster calls back with what other nodes sent:

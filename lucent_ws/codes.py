@@ -12,6 +12,8 @@ class CloseCode(IntEnum):
 
     GOING_AWAY = 1001
     """The server is shutting down."""
+    PROTOCOL_ERROR = 1002
+    """The client broke RFC 6455 (an unmasked frame)."""
     POLICY_VIOLATION = 1008
     """Sustained rate-limit or error abuse, or expired credentials."""
     MESSAGE_TOO_BIG = 1009
@@ -36,3 +38,4 @@ class EvictionReason(StrEnum):
     ABUSE = "abuse"
     EXPIRED = "expired"
     INTERNAL_ERROR = "internal_error"
+    PROTOCOL_ERROR = "protocol_error"

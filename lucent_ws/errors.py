@@ -7,6 +7,7 @@
     ├── ProtocolError           a client message the wire protocol rejects
     ├── HandshakeError          a WebSocket handshake refused before the upgrade
     │   ├── OriginRejected          403, Origin not allowed
+    │   ├── HostRejected            403, Host not served (DNS rebinding)
     │   ├── AuthenticationFailed    401, missing or invalid credentials
     │   └── ServiceUnavailable      503, connection limit reached or draining
     └── BrokerError             the cross-node broker failed (scale-out)
@@ -19,6 +20,7 @@ __all__ = [
     "BrokerError",
     "ConfigurationError",
     "HandshakeError",
+    "HostRejected",
     "LucentWSError",
     "OriginRejected",
     "ProtocolError",
@@ -65,6 +67,13 @@ class OriginRejected(HandshakeError):
 
     status = 403
     reason = "origin"
+
+
+class HostRejected(HandshakeError):
+    """The Host header names a host this hub does not serve (403)."""
+
+    status = 403
+    reason = "host"
 
 
 class AuthenticationFailed(HandshakeError):

@@ -25,11 +25,15 @@ from .errors import (
     AuthenticationFailed,
     ConfigurationError,
     HandshakeError,
+    HostRejected,
     OriginRejected,
     ServiceUnavailable,
 )
+from .hosts import HostPolicy
+from .lingering import guard_socket
 from .manager import WebSocketManager, ws_manager
 from .origin import OriginPolicy
+from .pending import release_pending
 from .session import JoinHook, Session
 
 __all__ = [
@@ -42,6 +46,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("lucent_ws.handler")
+
+"""Eviction label of a connection closed with 1002 for an unmasked frame."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -70,6 +76,7 @@ class WebSocketHandler:
     authenticate: Authenticator | None = None
     require_auth: bool = False
     state: HubState = field(default_factory=HubState)
+    hosts: HostPolicy = field(default_factory=HostPolicy)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Check the handshake, upgrade, then serve the connection until it closes."""
@@ -95,6 +102,7 @@ class WebSocketHandler:
         transport = request.transport
         if transport is None:  # the client vanished during the upgrade
             return ws
+        release_pending(transport)  # upgraded: no longer under the pre-upgrade limits
         if state.draining:  # shutdown began while this handshake was in flight
             await ws.close(code=CloseCode.GOING_AWAY, message=b"Server shutting down")
             return ws
@@ -110,9 +118,21 @@ class WebSocketHandler:
             max_outbound_buffer=self.limits.max_outbound_buffer,
         )
         session = Session(self.manager, conn, self.limits, on_join_room=self.on_join_room)
+        guard_socket(
+            transport,
+            linger=self.manager.close_timeout,
+            on_unmasked=lambda: self.manager.evict(
+                conn.id,
+                CloseCode.PROTOCOL_ERROR,
+                EvictionReason.PROTOCOL_ERROR,
+                "Client frames must be masked",
+            ),
+        )
         expiry = self._schedule_expiry(conn.id, identity)
         try:
             await self._read_loop(ws, session)
+        except ConnectionError:
+            pass  # the peer reset or vanished mid-write: a disconnect, not an error
         except Exception:
             logger.exception("connection %s failed", conn.id)
             self.manager.evict(
@@ -149,11 +169,8 @@ class WebSocketHandler:
             elif kind is WSMsgType.BINARY:
                 session.on_binary()
             elif kind is WSMsgType.PING:
-                session.on_pong_frame()
-                try:
+                if session.on_ping_frame():  # False over the rate limit: no PONG
                     await ws.pong(msg.data)
-                except ConnectionResetError:
-                    return  # the client is gone: normal, not an error
             elif kind is WSMsgType.PONG:
                 session.on_pong_frame()
             else:  # CLOSE, CLOSING, CLOSED, ERROR
@@ -165,6 +182,8 @@ class WebSocketHandler:
         # This handshake is one of state.handshakes, hence the strict comparison.
         if len(self.manager) + self.state.handshakes > self.limits.max_connections:
             raise ServiceUnavailable("Connection limit reached")
+        if not self.hosts.allows_request(request):
+            raise HostRejected("Host not allowed")
         if not self.origins.allows(request.headers.get("Origin"), request.host):
             raise OriginRejected("Origin not allowed")
         identity = None
@@ -197,7 +216,11 @@ class _HideOfferedProtocols(logging.Filter):
         return True
 
 
-logging.getLogger("aiohttp.websocket").addFilter(_HideOfferedProtocols())
+def _hide_offered_protocols() -> None:
+    """Attach the filter to aiohttp's WebSocket logger once, when an endpoint is set up."""
+    ws_logger = logging.getLogger("aiohttp.websocket")
+    if not any(isinstance(f, _HideOfferedProtocols) for f in ws_logger.filters):
+        ws_logger.addFilter(_HideOfferedProtocols())
 
 
 def websocket_response(limits: Limits, close_timeout: float) -> web.WebSocketResponse:
@@ -242,6 +265,9 @@ class EndpointOptions(TypedDict, total=False):
     """Refuse anonymous handshakes with 401."""
     allowed_origins: Iterable[str]
     """Allowed ``Origin``s (``"*"`` for any); none: the request's own host only."""
+    allowed_hosts: Iterable[str]
+    """Allowed ``Host`` names (``"*"`` for any, ``".example.com"`` for a domain); none:
+    requests arriving on loopback must name ``localhost``, ``127.0.0.1`` or ``[::1]``."""
     limits: Limits | None
     """Per-connection and per-server limits."""
 
@@ -256,11 +282,13 @@ def websocket_handler(**options: Unpack[EndpointOptions]) -> Handler:
 
 def build_endpoint(**options: Unpack[EndpointOptions]) -> WebSocketHandler:
     """The endpoint behind :func:`websocket_handler`, for callers that need its state."""
+    _hide_offered_protocols()
     manager = _serve(options.get("manager"), options.get("heartbeat"))
     return WebSocketHandler(
         manager=manager,
         limits=options.get("limits") or Limits(),
         origins=OriginPolicy(options.get("allowed_origins", ())),
+        hosts=HostPolicy(options.get("allowed_hosts", ())),
         on_join_room=options.get("on_join_room"),
         authenticate=options.get("authenticate"),
         require_auth=options.get("require_auth", False),

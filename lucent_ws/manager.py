@@ -411,6 +411,11 @@ class WebSocketManager:
 
     # --- stats ---------------------------------------------------------------------
 
+    @property
+    def uptime(self) -> float:
+        """Seconds since the manager was created."""
+        return self._clock() - self._started
+
     def refuse_handshake(self, reason: str) -> None:
         """Count a handshake refused before the upgrade (``origin``, ``auth``, ...)."""
         self.counters.refused(reason)
@@ -428,9 +433,7 @@ class WebSocketManager:
 
     def local_stats(self) -> Stats:
         """Like :meth:`get_stats` for this node alone."""
-        return node_stats(
-            self._hub, self.counters, self._heartbeat.active, self._clock() - self._started
-        )
+        return node_stats(self._hub, self.counters, self._heartbeat.active, self.uptime)
 
 
 ws_manager = WebSocketManager()

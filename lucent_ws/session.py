@@ -125,9 +125,27 @@ class Session:
         else:
             self._rate_limited()
 
+    def on_ping_frame(self) -> bool:
+        """A protocol PING frame arrived: True if it is to be answered with a PONG.
+
+        Control frames take a token from the same bucket as messages; over the
+        limit they are not answered but get ``rate_limited``, which counts
+        against the error budget like any other.
+        """
+        return self._admit_control()
+
     def on_pong_frame(self) -> None:
-        """A protocol PONG frame arrived: liveness only."""
+        """A protocol PONG frame arrived: liveness, and a token like any frame."""
+        self._admit_control()
+
+    def _admit_control(self) -> bool:
         self.manager.touch(self.conn)
+        bucket = self._bucket
+        if bucket is None or bucket.take(self.conn.last_seen):
+            return True
+        if self.open:
+            self._rate_limited()
+        return False
 
     async def on_text(self, text: str) -> None:
         """Handle one text frame completely (hooks included) before returning."""

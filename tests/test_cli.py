@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 
 from lucent_ws import HANDLER_KEY, MANAGER_KEY, HeartbeatConfig, Limits
-from lucent_ws.cli import build_app, main, parse_args
+from lucent_ws.cli import Settings, build_app, main, parse_args
+from lucent_ws.errors import ConfigurationError
 
 from .conftest import require
 from .hubprocess import ROOT, hub_process
@@ -52,6 +53,9 @@ VALUED_FLAGS: list[tuple[str, str, str, str, Any, Any]] = [
     ("--max-outbound-buffer", "max_outbound_buffer", "65536", "131072", 65536, 131072),
     ("--max-connections", "max_connections", "2", "3", 2, 3),
     ("--close-timeout", "close_timeout", "0.5", "1.5", 0.5, 1.5),
+    ("--header-timeout", "header_timeout", "2", "3.5", 2.0, 3.5),
+    ("--max-pending", "max_pending", "10", "20", 10, 20),
+    ("--admin-token-file", "admin_token_file", "/run/a", "/run/b", "/run/a", "/run/b"),
     ("--loop", "loop", "asyncio", "uvloop", "asyncio", "uvloop"),
     ("--log-level", "log_level", "debug", "warning", "debug", "warning"),
 ]
@@ -135,6 +139,38 @@ def test_allowed_origins_repeatable_and_comma_separated_env(
     # The command line replaces the environment's list.
     ns = parse_args(["--allowed-origin", "https://c.example"])
     assert ns.allowed_origins == ["https://c.example"]
+
+
+def test_allowed_hosts_trust_proxy_and_the_token_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert Settings.from_args(parse_args([])).allowed_hosts == (
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "127.0.0.1",
+    )
+    assert Settings.from_args(parse_args(["--host", "0.0.0.0"])).allowed_hosts == ()
+    ns = parse_args(["--allowed-host", "a.example", "--allowed-host", ".b.example"])
+    assert Settings.from_args(ns).allowed_hosts == ("a.example", ".b.example")
+    monkeypatch.setenv("LUCENT_WS_ALLOWED_HOSTS", "c.example, d.example")
+    monkeypatch.setenv("LUCENT_WS_TRUST_PROXY", "1")
+    settings = Settings.from_args(parse_args([]))
+    assert settings.allowed_hosts == ("c.example", "d.example")
+    assert settings.trust_proxy is True
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    settings = Settings.from_args(parse_args(["--admin-token-file", str(token_file)]))
+    assert (settings.admin_token, settings.admin_token_generated) == ("from-a-file", False)
+    assert settings.warnings == ()
+    flagged = Settings.from_args(parse_args(["--admin-token", "t"]))
+    assert any("readable by every local user" in w for w in flagged.warnings)
+    monkeypatch.setenv("LUCENT_WS_ADMIN_TOKEN", "t")
+    assert Settings.from_args(parse_args([])).warnings == ()  # the variable is not in ps
+    with pytest.raises(ConfigurationError):
+        Settings.from_args(parse_args(["--admin-token-file", str(tmp_path / "missing")]))
+    with pytest.raises(ConfigurationError):
+        Settings.from_args(parse_args(["--admin-token-file", str(token_file)]))  # and the var
 
 
 def test_build_app_applies_the_flags() -> None:

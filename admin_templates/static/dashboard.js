@@ -88,13 +88,15 @@
   function json(value) { return JSON.stringify(value); }
 
   // --- totals and rooms -------------------------------------------------------------
+  // /stats lists only the largest rooms, plus roomCount: the answer stays small however
+  // many rooms there are; a room's members come a page at a time (the first page here).
   function renderStats(stats) {
     var rooms = Object.keys(stats.rooms).map(function (name) {
       return { name: name, members: stats.rooms[name] };
     }).sort(function (a, b) { return b.members - a.members || (a.name < b.name ? -1 : 1); });
     var evictions = Object.keys(stats.evictions).reduce(function (sum, k) { return sum + stats.evictions[k]; }, 0);
     $("stat-connections").textContent = fmtNumber(stats.connections);
-    $("stat-rooms").textContent = fmtNumber(rooms.length);
+    $("stat-rooms").textContent = fmtNumber(stats.roomCount);
     $("stat-messages-in").textContent = fmtCompact(stats.messagesIn);
     $("stat-messages-out").textContent = fmtCompact(stats.messagesOut);
     $("stat-bytes-out").textContent = fmtBytes(stats.bytesOut);
@@ -104,10 +106,10 @@
     }).join(", ");
     $("stat-uptime").textContent = fmtDuration(stats.uptime);
     $("stat-heartbeat").textContent = stats.heartbeatActive ? "on" : "off";
-    renderRooms(rooms);
+    renderRooms(rooms, stats.roomCount);
   }
 
-  function renderRooms(rooms) {
+  function renderRooms(rooms, total) {
     var body = $("rooms-table").tBodies[0];
     var max = rooms.length ? rooms[0].members : 1;
     var fragment = document.createDocumentFragment();
@@ -133,7 +135,9 @@
     body.replaceChildren(fragment);
     $("room-options").replaceChildren(options);
     $("rooms-empty").hidden = rooms.length > 0;
-    $("rooms-count").textContent = rooms.length ? rooms.length + (rooms.length === 1 ? " room" : " rooms") : "";
+    var count = total === 1 ? "1 room" : fmtNumber(total) + " rooms";
+    $("rooms-count").textContent = !rooms.length ? "" :
+      rooms.length < total ? "largest " + rooms.length + " of " + count : count;
   }
 
   function selectRoom(name) {
@@ -157,7 +161,9 @@
         body.replaceChildren();
         return;
       }
-      $("room-hint").textContent = res.data.members.length + (res.data.members.length === 1 ? " member" : " members");
+      var shown = res.data.members.length, total = res.data.total;
+      $("room-hint").textContent = (shown < total ? "first " + shown + " of " : "") +
+        fmtNumber(total) + (total === 1 ? " member" : " members");
       var fragment = document.createDocumentFragment();
       res.data.members.forEach(function (member) {
         var row = el("tr", "clickable" + (member.id === selectedConnection ? " selected" : ""));

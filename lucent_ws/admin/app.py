@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 from aiohttp import web
 
+from ..hosts import HostPolicy
 from ..manager import WebSocketManager, ws_manager
-from .auth import AdminAuth, generate_token
+from .auth import AdminAuth, announce_generated_token, generate_token
 from .dashboard import dashboard, setup_templates
 from .history import StatsHistory
 from .keys import ADMIN_KEY, AdminState
@@ -27,13 +27,18 @@ def create_admin_app(
     token: str | None = None,
     top_rooms: int = 20,
     history_interval: float = 2.0,
+    allowed_hosts: Iterable[str] = (),
+    trust_proxy: bool = False,
 ) -> web.Application:
     """A new aiohttp app with the admin API and dashboard; mount it at ``/admin/``.
 
     ``manager`` defaults to :data:`lucent_ws.ws_manager`. Without ``token`` a
     random one is generated and printed once at startup (never logged).
-    ``top_rooms`` bounds the per-room metrics; ``history_interval`` is the
-    dashboard chart's sampling period in seconds.
+    ``top_rooms`` bounds the rooms in stats and metrics; ``history_interval``
+    is the dashboard chart's sampling period in seconds. ``allowed_hosts``
+    is the Host check (see :class:`lucent_ws.hosts.HostPolicy`);
+    ``trust_proxy`` honours ``X-Forwarded-Proto`` (the session cookie is
+    ``Secure`` behind TLS) and ``X-Forwarded-For`` (login throttling).
     """
     if manager is None:
         manager = ws_manager
@@ -47,6 +52,9 @@ def create_admin_app(
         history=StatsHistory(manager, interval=history_interval),
         routes=routes,
         public_routes=frozenset(route.name for route in routes if route.public),
+        hosts=HostPolicy(allowed_hosts),
+        trust_proxy=trust_proxy,
+        top_rooms=top_rooms,
     )
     app[ADMIN_KEY] = state
     setup_templates(app)
@@ -68,13 +76,6 @@ async def _sample_history(app: web.Application) -> AsyncIterator[None]:
 
 def _announce_token(auth: AdminAuth) -> Callable[[web.Application], Awaitable[None]]:
     async def announce(app: web.Application) -> None:
-        prefix = str(app.router[INDEX_ROUTE].url_for())
-        # stdout, not the log: the one place a secret is ever shown.
-        print(
-            f"lucent_ws admin token (generated): {auth.reveal_token()}\n"
-            f"lucent_ws dashboard: {prefix}#token={auth.reveal_token()}",
-            file=sys.stdout,
-            flush=True,
-        )
+        announce_generated_token(str(app.router[INDEX_ROUTE].url_for()), auth.reveal_token())
 
     return announce

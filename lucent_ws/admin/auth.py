@@ -26,6 +26,7 @@ __all__ = [
     "SESSION_COOKIE",
     "AdminAuth",
     "AdminSession",
+    "announce_generated_token",
     "generate_token",
 ]
 
@@ -37,6 +38,19 @@ CSRF_HEADER = "X-CSRF-Token"
 def generate_token() -> str:
     """A fresh random admin token (256 bits, URL-safe)."""
     return secrets.token_urlsafe(32)
+
+
+def announce_generated_token(dashboard_url: str, token: str) -> None:
+    """Print a generated admin token, once, as a dashboard link: the only secret ever shown.
+
+    On stdout, never in the log; in the URL's fragment, which browsers never
+    send, so it reaches no access log either.
+    """
+    print(
+        f"admin dashboard: {dashboard_url}#token={token} "
+        "(admin token generated for this run: the part after #token=)",
+        flush=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +127,6 @@ class AdminAuth:
     def new_csrf() -> str:
         """A random CSRF value."""
         return secrets.token_urlsafe(32)
-
-    @staticmethod
-    def same(given: str, expected: str) -> bool:
-        """Constant-time comparison of two secrets."""
-        return same_secret(given, expected)
 
     @staticmethod
     def check_csrf(session: AdminSession, given: str | None) -> bool:

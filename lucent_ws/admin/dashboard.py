@@ -14,10 +14,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from ..auth import same_secret
 from ..version import __version__
 from .auth import CSRF_COOKIE, SESSION_COOKIE, AdminAuth
 from .keys import ADMIN_KEY
 from .routing import RouteTable
+from .throttle import client_address, forwarded_proto
 from .views import admin_prefix
 
 __all__ = ["JINJA_KEY", "dashboard", "setup_templates"]
@@ -79,7 +81,7 @@ def _set_cookie(
         path=admin_prefix(request),
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=forwarded_proto(request, request.config_dict[ADMIN_KEY].trust_proxy) == "https",
     )
 
 
@@ -111,7 +113,7 @@ async def show_dashboard(request: web.Request) -> web.StreamResponse:
     "POST",
     "/login",
     summary="Trade the admin token for a dashboard session cookie",
-    responses={303: "", 401: "text/html", 403: "text/html"},
+    responses={303: "", 401: "text/html", 403: "text/html", 429: "text/html"},
     form={"token": "the admin token", "csrf": "the login form's CSRF value"},
     public=True,
 )
@@ -120,11 +122,23 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     token, csrf = form.get("token"), form.get("csrf")
     expected_csrf = request.cookies.get(CSRF_COOKIE)
-    if not isinstance(csrf, str) or not expected_csrf or not AdminAuth.same(csrf, expected_csrf):
+    if not isinstance(csrf, str) or not expected_csrf or not same_secret(csrf, expected_csrf):
         return _login_page(request, "Your login form expired. Please try again.", 403)
-    auth = request.config_dict[ADMIN_KEY].auth
+    state = request.config_dict[ADMIN_KEY]
+    auth, client = state.auth, client_address(request, state.trust_proxy)
+    wait = state.throttle.retry_after(client)
+    if wait:
+        response = _login_page(
+            request,
+            f"Too many wrong tokens from your address. Try again in {wait} seconds.",
+            429,
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not isinstance(token, str) or not auth.check_token(token.strip()):
+        state.throttle.failed(client)
         return _login_page(request, "That token is not valid.", 401)
+    state.throttle.succeeded(client)
     session_id, _ = auth.open_session()
     response = web.HTTPSeeOther(location=admin_prefix(request))
     _set_cookie(response, request, SESSION_COOKIE, session_id, max_age=int(auth.session_ttl))

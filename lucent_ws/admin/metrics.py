@@ -8,6 +8,7 @@ keep label cardinality bounded.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -16,8 +17,13 @@ from prometheus_client.registry import Collector
 
 from ..codes import EvictionReason
 from ..manager import WebSocketManager
+from .rooms import RoomTotals, hub_totals, room_totals
 
-__all__ = ["CONTENT_TYPE", "HubCollector", "make_registry", "render"]
+__all__ = ["CONTENT_TYPE", "HubCollector", "make_registry", "prepare", "render"]
+
+_COLLECTORS: weakref.WeakKeyDictionary[CollectorRegistry, HubCollector] = (
+    weakref.WeakKeyDictionary()
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -28,24 +34,35 @@ class HubCollector(Collector):
     def __init__(self, manager: WebSocketManager, *, top_rooms: int = 20) -> None:
         self.manager = manager
         self.top_rooms = top_rooms
+        self.prepared: RoomTotals | None = None
+        """This node's rooms, walked by :func:`prepare` without holding the loop."""
+
+    def _rooms(self) -> RoomTotals:
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None:
+            return prepared
+        rooms = self.manager.local_stats()["rooms"]  # collected outside the admin view
+        largest = sorted(rooms.items(), key=lambda item: (-item[1], item[0]))[: self.top_rooms]
+        return {"top": largest, "rooms": len(rooms), "memberships": sum(rooms.values())}
 
     def collect(self) -> Iterator[Metric]:
         """Build every metric from one read of the manager."""
         # This node's own figures even in a cluster: Prometheus sums over its targets.
-        stats = self.manager.local_stats()
+        rooms = self._rooms()
+        stats = hub_totals(self.manager)
         counters = self.manager.counters
         yield GaugeMetricFamily(
-            "lucent_ws_connections", "Open WebSocket connections.", value=stats["connections"]
+            "lucent_ws_connections", "Open WebSocket connections.", value=len(self.manager)
         )
-        rooms = stats["rooms"]
-        yield GaugeMetricFamily("lucent_ws_rooms", "Rooms with at least one member.", len(rooms))
+        yield GaugeMetricFamily(
+            "lucent_ws_rooms", "Rooms with at least one member.", rooms["rooms"]
+        )
         members = GaugeMetricFamily(
             "lucent_ws_room_members",
             f"Members of the {self.top_rooms} largest rooms.",
             labels=["room"],
         )
-        largest = sorted(rooms.items(), key=lambda item: (-item[1], item[0]))[: self.top_rooms]
-        for name, count in largest:
+        for name, count in rooms["top"]:
             members.add_metric([name], count)
         yield members
         yield GaugeMetricFamily(
@@ -95,8 +112,17 @@ class HubCollector(Collector):
 def make_registry(manager: WebSocketManager, *, top_rooms: int = 20) -> CollectorRegistry:
     """A private registry holding only the hub's collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(manager, top_rooms=top_rooms))
+    collector = HubCollector(manager, top_rooms=top_rooms)
+    registry.register(collector)
+    _COLLECTORS[registry] = collector
     return registry
+
+
+async def prepare(registry: CollectorRegistry, manager: WebSocketManager) -> None:
+    """Walk this node's rooms a slice per loop tick before :func:`render` (see ``.rooms``)."""
+    collector = _COLLECTORS.get(registry)
+    if collector is not None:
+        collector.prepared = await room_totals(manager, collector.top_rooms, local=True)
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -7,9 +7,10 @@ from aiohttp.typedefs import Handler
 
 from .auth import CSRF_HEADER, SESSION_COOKIE
 from .http import BadRequest, error_response
-from .keys import ADMIN_KEY
+from .keys import ADMIN_KEY, AdminState
+from .throttle import client_address
 
-__all__ = ["admin_middleware"]
+__all__ = ["admin_middleware", "throttled"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNAUTHORIZED = "A valid admin token is required (Authorization: Bearer <token>)"
@@ -24,15 +25,37 @@ def _unauthorized() -> web.Response:
     )
 
 
+def throttled(state: AdminState, request: web.Request) -> web.Response | None:
+    """429 if the client's address made too many wrong token attempts, else None."""
+    wait = state.throttle.retry_after(client_address(request, state.trust_proxy))
+    if not wait:
+        return None
+    return error_response(
+        429,
+        "too_many_attempts",
+        f"Too many wrong admin tokens from your address; try again in {wait} s",
+        headers={"Retry-After": str(wait)},
+    )
+
+
 async def _refusal(request: web.Request) -> web.Response | None:
     """None if the request may go on, else the answer refusing it."""
     state = request.config_dict[ADMIN_KEY]
+    if not state.hosts.allows_request(request):
+        return error_response(403, "host", "Host not allowed")
     route_name = request.match_info.route.name
     if route_name is not None and route_name in state.public_routes:
         return None
     header = request.headers.get("Authorization")
     if header is not None:
-        return None if state.auth.check_bearer(header) else _unauthorized()
+        if (refusal := throttled(state, request)) is not None:
+            return refusal
+        client = client_address(request, state.trust_proxy)
+        if state.auth.check_bearer(header):
+            state.throttle.succeeded(client)
+            return None
+        state.throttle.failed(client)
+        return _unauthorized()
     session = state.auth.get_session(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return _unauthorized()

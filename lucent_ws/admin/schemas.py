@@ -16,6 +16,7 @@ from ..stats import NodeStats, Stats
 from .typed_schemas import schema_from_typeddict
 
 __all__ = [
+    "AdminStats",
     "BroadcastRequestSchema",
     "ConnectionDetailSchema",
     "ConnectionListQuerySchema",
@@ -26,11 +27,13 @@ __all__ = [
     "ErrorSchema",
     "HistorySampleSchema",
     "HistorySchema",
+    "PageQuerySchema",
     "RoomDetailSchema",
     "RoomListSchema",
     "RoomMemberSchema",
     "RoomSummarySchema",
     "SendRequestSchema",
+    "StatsQuerySchema",
     "StatsSchema",
     "ValidationErrorSchema",
     "room_field",
@@ -77,9 +80,21 @@ class ValidationErrorSchema(Schema):
 
 
 NodeStatsSchema = schema_from_typeddict(NodeStats, descriptions={"self": "the node answering"})
+
+
+class AdminStats(Stats):
+    """``GET /stats``: the hub's stats with the largest rooms only, plus room totals."""
+
+    roomCount: int
+    memberships: int
+
+
 StatsSchema = schema_from_typeddict(
-    Stats,
+    AdminStats,
     descriptions={
+        "rooms": "the `top` largest rooms and their member counts",
+        "roomCount": "rooms with members",
+        "memberships": "member counts summed over every room",
         "uptime": "seconds since start",
         "node": "this node's id (scale-out only)",
         "broker": "up or down (scale-out only)",
@@ -87,6 +102,24 @@ StatsSchema = schema_from_typeddict(
         "nodes": "each live node's own figures (scale-out only)",
     },
 )
+
+
+class StatsQuerySchema(Schema):
+    """Query of ``GET /stats``."""
+
+    top = fields.Integer(
+        validate=validate.Range(min=0, max=1000),
+        metadata={"description": "how many of the largest rooms to list (default 20)"},
+    )
+
+
+class PageQuerySchema(Schema):
+    """Query of the paginated listings: ``GET /rooms`` and ``GET /rooms/{room}``."""
+
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(
+        metadata={"description": "the previous page's `next`; omit for the first page"}
+    )
 
 
 class HistorySampleSchema(Schema):
@@ -113,9 +146,15 @@ class RoomSummarySchema(Schema):
 
 
 class RoomListSchema(Schema):
-    """Every room with at least one member, largest first."""
+    """One page of the rooms with at least one member, by name."""
 
     rooms = fields.List(fields.Nested(RoomSummarySchema), required=True)
+    total = fields.Integer(required=True, metadata={"description": "rooms in all pages"})
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "cursor of the next page; null on the last one"},
+    )
 
 
 class RoomMemberSchema(Schema):
@@ -126,10 +165,16 @@ class RoomMemberSchema(Schema):
 
 
 class RoomDetailSchema(Schema):
-    """A room's members."""
+    """One page of a room's members, by id."""
 
     name = fields.String(required=True)
     members = fields.List(fields.Nested(RoomMemberSchema), required=True)
+    total = fields.Integer(required=True, metadata={"description": "members in all pages"})
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "cursor of the next page; null on the last one"},
+    )
 
 
 class ConnectionSummarySchema(Schema):

@@ -10,9 +10,10 @@ from aiohttp import web
 from ..connection import Connection
 from ..manager import WebSocketManager
 from . import metrics
-from .http import error_response, json_response, load_body, load_query, unencodable
+from .http import BadRequest, error_response, json_response, load_body, load_query, unencodable
 from .keys import ADMIN_KEY
 from .openapi import build_spec
+from .rooms import decode_cursor, hub_totals, members_page, room_totals, rooms_page
 from .routing import RouteTable
 from .schemas import (
     BroadcastRequestSchema,
@@ -23,9 +24,11 @@ from .schemas import (
     DisconnectedSchema,
     ErrorSchema,
     HistorySchema,
+    PageQuerySchema,
     RoomDetailSchema,
     RoomListSchema,
     SendRequestSchema,
+    StatsQuerySchema,
     StatsSchema,
     ValidationErrorSchema,
 )
@@ -39,11 +42,10 @@ INDEX_ROUTE = "lucent_ws_admin.show_dashboard"
 
 _stats_schema = StatsSchema()
 _history_schema = HistorySchema()
-_room_list_schema = RoomListSchema()
-_room_detail_schema = RoomDetailSchema()
-_connection_list_schema = ConnectionListSchema()
 _connection_query_schema = ConnectionListQuerySchema()
 _connection_detail_schema = ConnectionDetailSchema()
+_page_query_schema = PageQuerySchema()
+_stats_query_schema = StatsQuerySchema()
 _broadcast_schema = BroadcastRequestSchema()
 _send_schema = SendRequestSchema()
 
@@ -78,10 +80,38 @@ def _summary(conn: Connection, now: float) -> dict[str, Any]:
     }
 
 
-@api.route("GET", "/stats", summary="Hub totals", responses={200: StatsSchema})
+@api.route(
+    "GET",
+    "/stats",
+    summary="Hub totals and the largest rooms",
+    query=StatsQuerySchema,
+    responses={200: StatsSchema, 422: ValidationErrorSchema},
+)
 async def get_stats(request: web.Request) -> web.StreamResponse:
-    """Connections, rooms with member counts, heartbeat state and counters."""
-    return json_response(_stats_schema.dump(_manager(request).get_stats()))
+    """Connections, the ``top`` largest rooms with member counts, room totals, counters."""
+    state = request.config_dict[ADMIN_KEY]
+    top = load_query(request, _stats_query_schema).get("top", state.top_rooms)
+    totals = await room_totals(state.manager, top)
+    stats = hub_totals(state.manager)
+    stats["rooms"] = dict(totals["top"])
+    stats["roomCount"] = totals["rooms"]
+    stats["memberships"] = totals["memberships"]
+    return json_response(_stats_schema.dump(stats))
+
+
+def _cursor(request: web.Request) -> tuple[str | None, int]:
+    """The page query: the key after which the page starts, and its size."""
+    query = load_query(request, _page_query_schema)
+    cursor = query.get("cursor")
+    after = None if cursor is None else decode_cursor(cursor)
+    if cursor is not None and after is None:
+        raise BadRequest(
+            json_response(
+                {"error": "invalid_body", "fields": {"cursor": ["Not a cursor of this API."]}},
+                status=422,
+            )
+        )
+    return after, query["limit"]
 
 
 @api.route(
@@ -99,37 +129,47 @@ async def get_history(request: web.Request) -> web.StreamResponse:
 
 
 @api.route(
-    "GET", "/rooms", summary="Rooms and their member counts", responses={200: RoomListSchema}
+    "GET",
+    "/rooms",
+    summary="Rooms and their member counts, a page at a time",
+    query=PageQuerySchema,
+    responses={200: RoomListSchema, 422: ValidationErrorSchema},
 )
 async def list_rooms(request: web.Request) -> web.StreamResponse:
-    """Every room with at least one member, largest first."""
-    rooms = _manager(request).get_stats()["rooms"]
-    ordered = sorted(rooms.items(), key=lambda item: (-item[1], item[0]))
+    """Rooms by name, ``limit`` at a time; ``next`` is the cursor of the next page."""
+    after, limit = _cursor(request)
+    page, cursor, total = await rooms_page(_manager(request), after, limit)
+    # Built in the schema's shape: dumping a thousand nested items through
+    # marshmallow would hold the loop for tens of milliseconds.
     return json_response(
-        _room_list_schema.dump({"rooms": [{"name": n, "members": c} for n, c in ordered]})
+        {"rooms": [{"name": n, "members": c} for n, c in page], "total": total, "next": cursor}
     )
 
 
 @api.route(
     "GET",
     "/rooms/{room:.+}",
-    summary="A room's members and their metadata",
-    responses={200: RoomDetailSchema, **_NOT_FOUND},
+    summary="A room's members and their metadata, a page at a time",
+    query=PageQuerySchema,
+    responses={200: RoomDetailSchema, 422: ValidationErrorSchema, **_NOT_FOUND},
 )
 async def get_room(request: web.Request) -> web.StreamResponse:
-    """404 if the room has no members."""
+    """Members by id, ``limit`` at a time; 404 if the room has no members."""
     manager = _manager(request)
     room = request.match_info["room"]
-    members = []
-    for conn_id in manager.get_room_members(room):
+    after, limit = _cursor(request)
+
+    def meta(conn_id: str) -> dict[str, Any] | None:
         conn = manager.get_connection(conn_id)
         if conn is not None:
-            members.append({"id": conn_id, "meta": dict(conn.meta)})
-        elif (remote := manager.get_remote_connection(conn_id)) is not None:
-            members.append({"id": conn_id, "meta": dict(remote.meta)})
-    if not members:
+            return dict(conn.meta)
+        remote = manager.get_remote_connection(conn_id)
+        return dict(remote.meta) if remote is not None else None
+
+    members, cursor, total = await members_page(manager, room, after, limit, meta)
+    if not total:
         return error_response(404, "not_found", f"No room {room!r}")
-    return json_response(_room_detail_schema.dump({"name": room, "members": members}))
+    return json_response({"name": room, "members": members, "total": total, "next": cursor})
 
 
 @api.route(
@@ -146,10 +186,8 @@ async def list_connections(request: web.Request) -> web.StreamResponse:
     conns = [c for c in map(manager.get_connection, manager.connection_ids()) if c is not None]
     conns.sort(key=lambda c: c.connected_at, reverse=True)
     now = manager.now()
-    return json_response(
-        _connection_list_schema.dump(
-            {"total": len(conns), "connections": [_summary(c, now) for c in conns[:limit]]}
-        )
+    return json_response(  # in the schema's shape, see list_rooms
+        {"total": len(conns), "connections": [_summary(c, now) for c in conns[:limit]]}
     )
 
 
@@ -248,7 +286,9 @@ async def get_openapi(request: web.Request) -> web.StreamResponse:
 )
 async def get_metrics(request: web.Request) -> web.StreamResponse:
     """The hub's metrics in the Prometheus text format, read at scrape time."""
-    body = metrics.render(request.config_dict[ADMIN_KEY].registry)
+    state = request.config_dict[ADMIN_KEY]
+    await metrics.prepare(state.registry, state.manager)
+    body = metrics.render(state.registry)
     response = web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -21,11 +21,20 @@ async def test_stats_counts_connections_and_rooms(hub: Hub, peers: list[Peer]) -
     assert set(body) >= {"messagesIn", "messagesOut", "bytesOut", "evictions", "uptime"}
 
 
-async def test_rooms_are_listed_largest_first(hub: Hub, peers: list[Peer]) -> None:
+async def test_rooms_are_listed_by_name_and_stats_show_the_largest(
+    hub: Hub, peers: list[Peer]
+) -> None:
     peers += [await hub.peer("a", "b"), await hub.peer("b")]
     status, body = await hub.call("GET", "rooms")
     assert status == 200
-    assert body == {"rooms": [{"name": "b", "members": 2}, {"name": "a", "members": 1}]}
+    assert body == {
+        "rooms": [{"name": "a", "members": 1}, {"name": "b", "members": 2}],
+        "total": 2,
+        "next": None,
+    }
+    status, body = await hub.call("GET", "stats", params={"top": "1"})
+    assert status == 200
+    assert (body["rooms"], body["roomCount"], body["memberships"]) == ({"b": 2}, 2, 3)
 
 
 async def test_room_detail_lists_members_with_metadata(hub: Hub, peers: list[Peer]) -> None:
@@ -33,7 +42,12 @@ async def test_room_detail_lists_members_with_metadata(hub: Hub, peers: list[Pee
     hub.manager.set_meta(peers[0].id, "userId", 7)
     status, body = await hub.call("GET", "rooms/team%2F42")
     assert status == 200
-    assert body == {"name": "team/42", "members": [{"id": peers[0].id, "meta": {"userId": 7}}]}
+    assert body == {
+        "name": "team/42",
+        "members": [{"id": peers[0].id, "meta": {"userId": 7}}],
+        "total": 1,
+        "next": None,
+    }
     status, body = await hub.call("GET", "rooms/team/42")
     assert status == 200
     assert body["name"] == "team/42"

@@ -22,14 +22,13 @@ async def _more_lines(proc: asyncio.subprocess.Process, count: int) -> list[str]
 
 async def test_a_generated_token_is_printed_with_the_dashboard_url(tmp_path: Path) -> None:
     async with hub_process(tmp_path=tmp_path, env={"LUCENT_WS_ADMIN_TOKEN": ""}) as hub:
-        lines = await _more_lines(hub.proc, 2)
-        url = re.search(r"admin dashboard: (http://\S+/admin/)#token=(\S+)", lines[0])
-        shown = re.search(r"admin token \(generated, shown once\): (\S+)", lines[1])
+        lines = await _more_lines(hub.proc, 1)
+        url = re.search(r"admin dashboard: (http://\S+/admin/)#token=(\S+) ", lines[0])
         assert url, lines
-        assert shown, lines
-        token = shown.group(1)
-        assert url.group(2) == token
+        token = url.group(2)
         assert url.group(1) == f"http://127.0.0.1:{hub.port}/admin/"
+        printed = "\n".join(hub.startup_lines + lines)
+        assert printed.count(token) == 1, printed  # announced once, in one place
         async with aiohttp.ClientSession() as session:
             async with session.get(
                 url.group(1) + "stats", headers={"Authorization": f"Bearer {token}"}

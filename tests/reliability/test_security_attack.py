@@ -177,8 +177,11 @@ async def test_a_flooder_is_rate_limited_then_closed_and_others_are_not(
 
 
 async def test_admin_routes_refuse_anonymous_callers_and_forms_need_csrf(
-    aiohttp_server: Any,
+    aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Dozens of wrong tokens from one address: the throttle would answer 429 (its own
+    # test is in test_hostile_http.py).
+    monkeypatch.setattr("lucent_ws.admin.throttle.LoginThrottle.retry_after", lambda *_: 0)
     server = await aiohttp_server(
         create_app(manager=WebSocketManager(heartbeat=None), heartbeat=False, admin_token=ADMIN)
     )
