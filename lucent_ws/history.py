@@ -38,13 +38,21 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from enum import StrEnum
-from typing import NamedTuple
 
 from .errors import ConfigurationError
 from .policy import RoomPolicy
 from .recovery import RecoveryReason, RecoveryResult
-from .ring import ENTRY_OVERHEAD, ID_OVERHEAD, Entry, Position, Ring
+from .ring import (
+    ENTRY_OVERHEAD,
+    ID_OVERHEAD,
+    AppendResult,
+    ApplyResult,
+    ApplyStatus,
+    Entry,
+    HistoryStats,
+    Position,
+    Ring,
+)
 
 __all__ = [
     "ENTRY_OVERHEAD",
@@ -53,40 +61,10 @@ __all__ = [
     "ApplyResult",
     "ApplyStatus",
     "Entry",
+    "HistoryStats",
     "HistoryStore",
     "Position",
 ]
-
-
-class AppendResult(NamedTuple):
-    """What :meth:`HistoryStore.append` assigned (or found, with ``duplicate``)."""
-
-    offset: int
-    epoch: str
-    duplicate: bool
-
-
-class ApplyStatus(StrEnum):
-    """What :meth:`HistoryStore.apply` did with an entry assigned elsewhere."""
-
-    APPLIED = "applied"
-    """The next offset of the room's epoch: stored."""
-    STARTED = "started"
-    """The room was unknown here: stored, the room now follows that epoch."""
-    EPOCH_CHANGED = "epoch_changed"
-    """Another epoch: the old entries were dropped, the entry stored."""
-    DUPLICATE = "duplicate"
-    """An offset at or below the top: already had, nothing stored."""
-    GAP = "gap"
-    """Offsets are missing before it: nothing stored (fill ``missing`` first, or ``reset``)."""
-
-
-class ApplyResult(NamedTuple):
-    """The outcome of :meth:`HistoryStore.apply`; ``missing`` is the gap, first and last."""
-
-    status: ApplyStatus
-    position: Position
-    missing: tuple[int, int] | None = None
 
 
 def _random_epoch() -> str:
@@ -112,12 +90,9 @@ class HistoryStore:
         self._fifo: deque[Ring] = deque()  # one reference per entry, oldest first
         self._due: list[tuple[float, int, Ring]] = []  # heap: one deadline per ring
         self._seq = 0
-        self.bytes = 0
-        """Message bytes kept."""
-        self.charged = 0
-        """Bytes charged against ``max_bytes`` (messages, ids and overheads)."""
-        self.entries = 0
-        """Entries kept."""
+        self._bytes = 0
+        self._charged = 0
+        self._entries = 0
         self.evicted = 0
         """Entries dropped for the byte cap since the start."""
         self.expired = 0
@@ -126,10 +101,41 @@ class HistoryStore:
     # -- reading -------------------------------------------------------------
 
     @property
+    def message_bytes(self) -> int:
+        """Message bytes kept."""
+        self._expire(self._clock())
+        return self._bytes
+
+    @property
+    def charged(self) -> int:
+        """Bytes charged against ``max_bytes``: messages, publish ids and their overheads."""
+        self._expire(self._clock())
+        return self._charged
+
+    @property
+    def entries(self) -> int:
+        """Entries kept."""
+        self._expire(self._clock())
+        return self._entries
+
+    @property
     def rooms(self) -> int:
         """Rooms known (with entries, or with a position not yet forgotten)."""
         self._expire(self._clock())
         return len(self._rooms)
+
+    def stats(self) -> HistoryStats:
+        """The store's figures now."""
+        self._expire(self._clock())
+        return HistoryStats(
+            len(self._rooms),
+            self._entries,
+            self._bytes,
+            self._charged,
+            self.max_bytes,
+            self.evicted,
+            self.expired,
+        )
 
     def __contains__(self, room: object) -> bool:
         self._expire(self._clock())
@@ -312,28 +318,31 @@ class HistoryStore:
         heapq.heappush(self._due, (deadline, self._seq, ring))
 
     def _push(self, ring: Ring, data: bytes, now: float, pid: str | None) -> None:
-        self.charged += ring.push(data, now, pid)
-        self.bytes += len(data)
-        self.entries += 1
+        self._charged += ring.push(data, now, pid)
+        self._bytes += len(data)
+        self._entries += 1
         ring.tokens += 1
         self._fifo.append(ring)
         while ring.live > ring.size:
             self._drop_head(ring)
-        if self.charged > self.max_bytes:
+        if self._charged > self.max_bytes:
             self._evict()
-        if len(self._fifo) > 2 * self.entries + 4096:
+        self._compact_if_stale()
+
+    def _compact_if_stale(self) -> None:
+        if len(self._fifo) > 2 * self._entries + 4096:
             self._compact()
 
     def _drop_head(self, ring: Ring) -> None:
         size, charged = ring.drop_head()
-        self.bytes -= size
-        self.charged -= charged
-        self.entries -= 1
+        self._bytes -= size
+        self._charged -= charged
+        self._entries -= 1
 
     def _evict(self) -> None:
         """Drop the store's oldest entries until it is under its cap."""
         fifo = self._fifo
-        while self.charged > self.max_bytes and fifo:
+        while self._charged > self.max_bytes and fifo:
             ring = fifo.popleft()
             # The ring's kept entries are its newest pushes: a reference beyond them is stale.
             stale = ring.tokens > ring.live
@@ -361,20 +370,25 @@ class HistoryStore:
 
     def _expire(self, now: float) -> None:
         due = self._due
+        if not due or due[0][0] > now:
+            return
         while due and due[0][0] <= now:
             deadline, _, ring = heapq.heappop(due)
             if ring.due != deadline or self._rooms.get(ring.name) is not ring:
                 continue  # superseded by a later deadline, or a ring already gone
-            limit = now - ring.ttl
-            while ring.live and ring.times[ring.head] <= limit:
+            # Deadlines are compared as computed (time + ttl <= now), never as now - ttl:
+            # floats rounded the other way would reschedule a due ring forever.
+            ttl = ring.ttl
+            while ring.live and ring.times[ring.head] + ttl <= now:
                 self._drop_head(ring)
                 self.expired += 1
             if ring.live:
-                self._schedule(ring, ring.times[ring.head] + ring.ttl)
-            elif ring.last <= limit:
+                self._schedule(ring, ring.times[ring.head] + ttl)
+            elif ring.last + ttl <= now:
                 self._forget(ring)
             else:
                 self._schedule(ring, ring.last + ring.ttl)
+        self._compact_if_stale()  # forgotten rooms must not stay alive through the FIFO
 
     def _forget(self, ring: Ring) -> None:
         """Drop a ring and its entries; its FIFO references and deadline become stale."""

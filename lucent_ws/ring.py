@@ -1,4 +1,4 @@
-"""One room's kept history entries, as compact parallel lists (pure).
+"""One room's kept history entries, and the values the history answers (pure).
 
 :class:`Ring` is the per-room part of :class:`lucent_ws.history.HistoryStore`:
 the room's epoch, its top offset and its kept entries, oldest first. Offsets are
@@ -12,11 +12,22 @@ are compacted once half of them is dropped slots).
 from __future__ import annotations
 
 from array import array
+from enum import StrEnum
 from typing import Final, NamedTuple
 
 from .policy import RoomPolicy
 
-__all__ = ["ENTRY_OVERHEAD", "ID_OVERHEAD", "Entry", "Position", "Ring"]
+__all__ = [
+    "ENTRY_OVERHEAD",
+    "ID_OVERHEAD",
+    "AppendResult",
+    "ApplyResult",
+    "ApplyStatus",
+    "Entry",
+    "HistoryStats",
+    "Position",
+    "Ring",
+]
 
 ENTRY_OVERHEAD: Final = 64
 """Bytes charged per entry besides its message: the bytes header (33), three slots (24)."""
@@ -40,6 +51,53 @@ class Position(NamedTuple):
 
     epoch: str
     offset: int
+
+
+class AppendResult(NamedTuple):
+    """The offset an append got (or found: ``duplicate``), and its epoch."""
+
+    offset: int
+    epoch: str
+    duplicate: bool
+
+
+class ApplyStatus(StrEnum):
+    """What :meth:`~lucent_ws.history.HistoryStore.apply` did with an entry assigned elsewhere."""
+
+    APPLIED = "applied"
+    """The next offset of the room's epoch: stored."""
+    STARTED = "started"
+    """The room was unknown here: stored, the room now follows that epoch."""
+    EPOCH_CHANGED = "epoch_changed"
+    """Another epoch: the old entries were dropped, the entry stored."""
+    DUPLICATE = "duplicate"
+    """An offset at or below the top: already had, nothing stored."""
+    GAP = "gap"
+    """Offsets are missing before it: nothing stored (fill ``missing`` first, or ``reset``)."""
+
+
+class ApplyResult(NamedTuple):
+    """What ``HistoryStore.apply`` did; ``missing``: the gap (first, last offset)."""
+
+    status: ApplyStatus
+    position: Position
+    missing: tuple[int, int] | None = None
+
+
+class HistoryStats(NamedTuple):
+    """A history store's figures: what it keeps, what it charges, what it dropped."""
+
+    rooms: int
+    entries: int
+    bytes: int
+    """Message bytes kept."""
+    charged: int
+    """Bytes charged against ``max_bytes``."""
+    max_bytes: int
+    evicted: int
+    """Entries dropped for the byte cap since the start."""
+    expired: int
+    """Entries dropped for their age since the start."""
 
 
 class Ring:
