@@ -12,13 +12,18 @@ what it missed. Guarantees:
   (or at the offset ``apply`` was given).
 - **Bounds.** A room keeps at most ``history_size`` entries, each for at most
   ``history_ttl`` seconds (the store's clock). The whole store keeps at most
-  ``max_bytes`` *charged* bytes: each entry is charged its message length plus
-  :data:`ENTRY_OVERHEAD` (plus ``len(id) +`` :data:`ID_OVERHEAD` with a publish
-  id), so the cap bounds memory, not just payloads. Over the cap, the oldest
-  entries of the whole store go first, whatever their room.
+  ``max_bytes`` *charged* bytes, so that the cap bounds memory, not just payloads:
+  each entry is charged its message length plus :data:`ENTRY_OVERHEAD` (plus
+  ``len(id) +`` :data:`ID_OVERHEAD` with a publish id), each known room
+  :data:`ROOM_OVERHEAD`. Over the cap, the oldest entries of the whole store go
+  first, whatever their room. Rooms themselves are not evicted (that would change
+  their epoch under their clients): a store whose known rooms alone are charged
+  more than ``max_bytes`` (over ``max_bytes / ROOM_OVERHEAD`` rooms published to
+  within their TTL) holds no entry and stays over its cap until they are forgotten.
+  An entry larger than the cap gets its offset and is evicted at once.
 - **Forgetting.** A room whose last message is ``history_ttl`` old holds no entry
-  and is forgotten entirely (a position costs ~0.5 KB until then; it is not
-  charged to ``max_bytes``). The next message starts a new epoch.
+  and is forgotten entirely: nothing of it is left. The next message starts a new
+  epoch.
 - **Idempotence.** An append with a publish id already held by one of the room's
   kept entries stores nothing and answers that entry's offset with
   ``duplicate=True``. The window is the ring: an id is known while its entry is.
@@ -45,6 +50,7 @@ from .recovery import RecoveryReason, RecoveryResult
 from .ring import (
     ENTRY_OVERHEAD,
     ID_OVERHEAD,
+    ROOM_OVERHEAD,
     AppendResult,
     ApplyResult,
     ApplyStatus,
@@ -57,6 +63,7 @@ from .ring import (
 __all__ = [
     "ENTRY_OVERHEAD",
     "ID_OVERHEAD",
+    "ROOM_OVERHEAD",
     "AppendResult",
     "ApplyResult",
     "ApplyStatus",
@@ -99,30 +106,6 @@ class HistoryStore:
         """Entries dropped for their age since the start."""
 
     # -- reading -------------------------------------------------------------
-
-    @property
-    def message_bytes(self) -> int:
-        """Message bytes kept."""
-        self._expire(self._clock())
-        return self._bytes
-
-    @property
-    def charged(self) -> int:
-        """Bytes charged against ``max_bytes``: messages, publish ids and their overheads."""
-        self._expire(self._clock())
-        return self._charged
-
-    @property
-    def entries(self) -> int:
-        """Entries kept."""
-        self._expire(self._clock())
-        return self._entries
-
-    @property
-    def rooms(self) -> int:
-        """Rooms known (with entries, or with a position not yet forgotten)."""
-        self._expire(self._clock())
-        return len(self._rooms)
 
     def stats(self) -> HistoryStats:
         """The store's figures now."""
@@ -298,6 +281,7 @@ class HistoryStore:
 
     def _create(self, room: str, policy: RoomPolicy, now: float, epoch: str, top: int) -> Ring:
         ring = self._rooms[room] = Ring(room, epoch, top, policy, now)
+        self._charged += ROOM_OVERHEAD
         self._schedule(ring, now + ring.ttl)
         return ring
 
@@ -397,3 +381,4 @@ class HistoryStore:
         ring.ids = None
         ring.pids = None
         del self._rooms[ring.name]
+        self._charged -= ROOM_OVERHEAD

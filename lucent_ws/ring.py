@@ -20,6 +20,7 @@ from .policy import RoomPolicy
 __all__ = [
     "ENTRY_OVERHEAD",
     "ID_OVERHEAD",
+    "ROOM_OVERHEAD",
     "AppendResult",
     "ApplyResult",
     "ApplyStatus",
@@ -31,9 +32,11 @@ __all__ = [
 
 ENTRY_OVERHEAD: Final = 64
 """Bytes charged per entry besides its message: the bytes header (33), three slots (24)."""
-ID_OVERHEAD: Final = 112
+ID_OVERHEAD: Final = 128
 """Bytes charged per publish id besides its length: the str header (49) and its dict slot."""
-_COMPACT_AT: Final = 64
+ROOM_OVERHEAD: Final = 640
+"""Bytes charged per known room: its record, lists, epoch, name and deadline (measured)."""
+_COMPACT_AT: Final = 8
 """The lists are compacted once this many dropped slots make up half of them."""
 
 

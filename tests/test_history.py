@@ -12,6 +12,7 @@ from lucent_ws.errors import ConfigurationError
 from lucent_ws.history import (
     ENTRY_OVERHEAD,
     ID_OVERHEAD,
+    ROOM_OVERHEAD,
     ApplyStatus,
     HistoryStore,
     Position,
@@ -73,9 +74,9 @@ def test_a_room_keeps_its_newest_history_size_entries() -> None:
     assert [e.offset for e in store.latest("r1", 2)] == [7, 8]
     assert [e.offset for e in store.since("r1", 6, epoch="other")] == [4, 5, 6, 7, 8]
     assert store.since("nowhere") == []
-    assert store.entries == 5
-    assert store.message_bytes == 10
-    assert store.charged == 10 + 5 * ENTRY_OVERHEAD
+    stats = store.stats()
+    assert (stats.rooms, stats.entries, stats.bytes) == (1, 5, 10)
+    assert stats.charged == ROOM_OVERHEAD + 10 + 5 * ENTRY_OVERHEAD
 
 
 def test_entries_expire_after_the_ttl_and_an_idle_room_is_forgotten() -> None:
@@ -91,7 +92,7 @@ def test_entries_expire_after_the_ttl_and_an_idle_room_is_forgotten() -> None:
     clock.now += 0.01
     assert store.since("r1") == []
     assert "r1" not in store
-    assert (store.rooms, store.entries, store.message_bytes, store.charged) == (0, 0, 0, 0)
+    assert store.stats()[:4] == (0, 0, 0, 0)  # rooms, entries, bytes, charged
     assert store.expired == 2
     # A forgotten room starts afresh: a new epoch, offsets from 1 again.
     assert store.append("r1", POLICY, b"c")[:2] == (1, "e2")
@@ -117,7 +118,7 @@ def test_a_repeated_publish_id_is_published_once_within_the_window() -> None:
     assert offsets(store, "r1") == [1, 2]
     assert store.append("r2", POLICY, b"a", "id-1").duplicate is False  # ids are per room
     assert store.since("r1")[0].publish_id == "id-1"
-    assert store.charged == 3 + 3 * (ENTRY_OVERHEAD + 4 + ID_OVERHEAD)
+    assert store.stats().charged == 2 * ROOM_OVERHEAD + 3 * (1 + ENTRY_OVERHEAD + 4 + ID_OVERHEAD)
     # Once its entry leaves the ring (size here), the id is new again.
     for _ in range(5):
         store.append("r1", POLICY, b"c")
@@ -128,12 +129,12 @@ def test_a_repeated_publish_id_is_published_once_within_the_window() -> None:
 
 def test_the_byte_cap_evicts_the_oldest_entries_of_any_room() -> None:
     cost = 100 + ENTRY_OVERHEAD
-    store, _ = make_store(max_bytes=4 * cost)
+    store, _ = make_store(max_bytes=3 * ROOM_OVERHEAD + 4 * cost)
     store.append("r1", POLICY, b"1" * 100)
     store.append("r2", POLICY, b"2" * 100)
     store.append("r1", POLICY, b"3" * 100)
     store.append("r3", POLICY, b"4" * 100)
-    assert store.charged == 4 * cost
+    assert store.stats().charged == store.max_bytes
     store.append("r2", POLICY, b"5" * 100)  # over the cap: r1's first goes
     assert (offsets(store, "r1"), offsets(store, "r2"), offsets(store, "r3")) == (
         [2],
@@ -142,16 +143,17 @@ def test_the_byte_cap_evicts_the_oldest_entries_of_any_room() -> None:
     )
     store.append("r3", POLICY, b"6" * 300)  # costs three: r2's first, r1's, r3's first
     assert (offsets(store, "r1"), offsets(store, "r2"), offsets(store, "r3")) == ([], [2], [2])
-    assert store.charged <= store.max_bytes
+    assert store.stats().charged <= store.max_bytes
     assert store.evicted == 4
     # An evicted room keeps its position (until its TTL): offsets go on, same epoch.
     assert store.append("r1", POLICY, b"7")[:2] == (3, "e1")
 
 
 def test_an_entry_larger_than_the_cap_is_numbered_but_not_kept() -> None:
-    store, _ = make_store(max_bytes=200)
+    store, _ = make_store(max_bytes=ROOM_OVERHEAD + 200)
     assert store.append("r1", POLICY, b"x" * 500).offset == 1
-    assert (store.entries, store.charged, offsets(store, "r1")) == (0, 0, [])
+    assert store.stats()[1:4] == (0, 0, ROOM_OVERHEAD)  # entries, bytes, charged
+    assert offsets(store, "r1") == []
     assert store.position("r1", POLICY) == Position("e1", 1)
 
 
@@ -194,7 +196,7 @@ def test_apply_stores_offsets_assigned_elsewhere_and_reports_gaps() -> None:
     changed = store.apply("r1", POLICY, 1, "s2", b"n")
     assert (changed.status, changed.position) == (ApplyStatus.EPOCH_CHANGED, Position("s2", 1))
     assert offsets(store, "r1") == [1]
-    assert store.entries == 1
+    assert store.stats().entries == 1
     # A gap that cannot be filled: reset to the stream's position, then go on from there.
     store.reset("r1", POLICY, "s2", 9)
     assert (store.since("r1"), store.position("r1", POLICY)) == ([], Position("s2", 9))
@@ -214,7 +216,8 @@ def test_the_fifo_of_a_busy_store_stays_bounded() -> None:
         store.append(f"r{i % 10}", tiny, b"x")
         longest = max(longest, len(store._fifo))
         clock.now += 0.001
-    print(f"\nFIFO: {longest} references at most for {store.entries} entries, 50,000 appends")
-    assert store.entries == 11
-    assert longest <= 2 * store.entries + 4096 + 1
+    entries = store.stats().entries
+    print(f"\nFIFO: {longest} references at most for {entries} entries, 50,000 appends")
+    assert entries == 11
+    assert longest <= 2 * entries + 4096 + 1
     assert offsets(store, "old") == [1]

@@ -20,11 +20,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from lucent_ws.history import ENTRY_OVERHEAD, ID_OVERHEAD, ApplyStatus, HistoryStore
+from lucent_ws.history import (
+    ENTRY_OVERHEAD,
+    ID_OVERHEAD,
+    ROOM_OVERHEAD,
+    ApplyStatus,
+    HistoryStore,
+)
 from lucent_ws.policy import RoomPolicy
 from lucent_ws.recovery import RecoveryReason
 
-MAX_BYTES = 1500
+MAX_BYTES = 3 * ROOM_OVERHEAD + 1500  # three rooms at most, 1,500 bytes of entries
 POLICIES = {
     "a": RoomPolicy("a", history_size=3, history_ttl=5.0),
     "b": RoomPolicy("b", history_size=6, history_ttl=2.0),
@@ -81,7 +87,8 @@ class HistoryModel(RuleBasedStateMachine):
         return self.rooms[name]
 
     def charged(self) -> int:
-        return sum(cost(e[1], e[3]) for r in self.rooms.values() for e in r.entries)
+        entries = sum(cost(e[1], e[3]) for r in self.rooms.values() for e in r.entries)
+        return entries + ROOM_OVERHEAD * len(self.rooms)
 
     def keep(self, name: str, room: Room, data: bytes, pid: str | None) -> None:
         room.entries.append((room.top, data, self.now, pid, next(self.seq)))
@@ -187,12 +194,13 @@ class HistoryModel(RuleBasedStateMachine):
         self.expire()
         store = self.store
         FIGURES["steps"] += 1
-        FIGURES["max"] = max(FIGURES["max"], store.charged)
-        assert store.charged <= MAX_BYTES
-        assert store.charged == self.charged()
-        assert store.message_bytes == sum(len(e[1]) for r in self.rooms.values() for e in r.entries)
-        assert store.entries == sum(len(r.entries) for r in self.rooms.values())
-        assert store.rooms == len(self.rooms)
+        stats = store.stats()
+        FIGURES["max"] = max(FIGURES["max"], stats.charged)
+        assert stats.charged <= MAX_BYTES
+        assert stats.charged == self.charged()
+        assert stats.bytes == sum(len(e[1]) for r in self.rooms.values() for e in r.entries)
+        assert stats.entries == sum(len(r.entries) for r in self.rooms.values())
+        assert stats.rooms == len(self.rooms)
         for name, room in self.rooms.items():
             got = store.since(name)
             assert [(e.offset, e.data, e.publish_id) for e in got] == [

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lucent_ws.history import HistoryStore, Position
+from lucent_ws.history import ENTRY_OVERHEAD, ROOM_OVERHEAD, HistoryStore, Position
 from lucent_ws.policy import RoomPolicy
 from lucent_ws.recovery import RecoveryReason
 from lucent_ws.resume import ReplayMerger
@@ -74,7 +74,7 @@ def test_recovery_in_an_unknown_room_starts_an_epoch_the_client_keeps() -> None:
 
 
 def test_recovery_after_the_byte_cap_evicted_the_missed_entries_is_too_old() -> None:
-    store = store_with(10, max_bytes=5 * (3 + 64))
+    store = store_with(10, max_bytes=ROOM_OVERHEAD + 5 * (3 + ENTRY_OVERHEAD))
     assert [e.offset for e in store.since("r1")] == [6, 7, 8, 9, 10]
     assert store.recover("r1", POLICY, 5, "e1", 300, 10_000).recovered
     assert store.recover("r1", POLICY, 4, "e1", 300, 10_000).reason is RecoveryReason.TOO_OLD
