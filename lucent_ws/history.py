@@ -18,18 +18,19 @@ what it missed. Guarantees:
   :data:`ROOM_OVERHEAD`. Over the cap, the oldest entries of the whole store go
   first, whatever their room. Rooms themselves are not evicted (that would change
   their epoch under their clients): a store whose known rooms alone are charged
-  more than ``max_bytes`` (over ``max_bytes / ROOM_OVERHEAD`` rooms published to
-  within their TTL) holds no entry and stays over its cap until they are forgotten.
+  more than ``max_bytes`` (over ``max_bytes / ROOM_OVERHEAD`` rooms used within
+  their TTL) holds no entry and stays over its cap until they are forgotten.
   An entry larger than the cap gets its offset and is evicted at once.
-- **Forgetting.** A room whose last message is ``history_ttl`` old holds no entry
-  and is forgotten entirely: nothing of it is left. The next message starts a new
-  epoch.
+- **Forgetting.** A room whose last message (or, without one, its position's
+  creation) is ``history_ttl`` old holds no entry and is forgotten entirely:
+  nothing of it is left. The next message starts a new epoch.
 - **Idempotence.** An append with a publish id already held by one of the room's
   kept entries stores nothing and answers that entry's offset with
   ``duplicate=True``. The window is the ring: an id is known while its entry is.
 - **Cost.** An append is O(1) amortized: no scan per append. Expiry runs through
-  a heap of one deadline per room, checked in O(1) when nothing is due; the byte
-  cap through one FIFO of the whole store, compacted when half of it is stale.
+  a heap of one deadline per room, checked in O(1) when nothing is due and
+  O(log rooms) per room whose oldest entries expire; the byte cap through one FIFO
+  of the whole store, compacted when half of it is stale.
 
 Every public method first drops what has expired, so what it answers is exact.
 Offsets and bounds are this node's; with a broker, offsets come from the shared

@@ -178,6 +178,17 @@ class HistoryModel(RuleBasedStateMachine):
             assert got.entries == ()
             REASONS[str(reason)] = REASONS.get(str(reason), 0) + 1
 
+    @rule(name=ROOMS, back=st.integers(-2, 12), limit=st.none() | st.integers(0, 4))
+    def read(self, name: str, back: int, limit: int | None) -> None:
+        self.expire()
+        room = self.rooms.get(name)
+        kept = room.entries if room is not None else []
+        since = (room.top if room is not None else 0) - back
+        want = [e[0] for e in kept if e[0] > since][:limit]
+        assert [e.offset for e in self.store.since(name, since, limit=limit)] == want
+        newest = [e[0] for e in kept][-limit:] if limit else []
+        assert [e.offset for e in self.store.latest(name, limit or 0)] == newest
+
     @precondition(lambda self: bool(self.rooms))
     @rule(data=st.data())
     def reset(self, data: st.DataObject) -> None:
