@@ -164,4 +164,4 @@ def test_an_append_costs_the_same_in_a_full_store() -> None:
         f"{full_store.stats().rooms:,} rooms at the {MAX_BYTES / MB:.0f} MiB cap (evicting), "
         f"ratio {full / small:.2f}"
     )
-    assert full <= 3 * small
+    assert full <= 5 * small  # a scan per append would be ~1,000x; cache misses are not
