@@ -30,6 +30,12 @@ PURE = [
     "broker/queue.py",
     "broker/wire.py",
     "broker/memory.py",
+    "policy.py",
+    "presence.py",
+    "history.py",
+    "ring.py",
+    "recovery.py",
+    "resume.py",
 ]
 
 
