@@ -22,6 +22,17 @@ UPGRADE_HEADERS = {
     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
 }
 """A WebSocket upgrade request's headers, for requests that expect a refusal."""
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's Chromium, which the browser tests drive through Playwright."""
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+"""Chromium's flags on this network-less machine (no background traffic, no sandbox as root)."""
 
 
 def require(condition: object, what: str) -> None:

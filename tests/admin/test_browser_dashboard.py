@@ -22,7 +22,7 @@ import lucent_ws
 from lucent_ws import WebSocketManager
 from lucent_ws.admin import create_admin_app
 from lucent_ws.config import Limits
-from tests.conftest import Peer, open_peer, require
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Peer, open_peer, require
 
 from .conftest import TOKEN
 
@@ -30,15 +30,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PEOPLE = [
     ("lobby", {"userId": 1, "name": "ada"}),
     ("lobby", {"userId": 2, "name": "grace"}),

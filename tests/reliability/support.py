@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -168,3 +169,31 @@ class ServerProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+@asynccontextmanager
+async def hub_process(tmp_path: Path, token: str, *args: str) -> AsyncIterator[ServerProcess]:
+    """``python -m lucent_ws`` without heartbeat and with admin token ``token``, then stopped."""
+    server = ServerProcess(
+        ["--no-heartbeat", *args], tmp_path / "hub.log", env={"LUCENT_WS_ADMIN_TOKEN": token}
+    )
+    try:
+        await server.ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def tcp_sockets(port: int, state: str) -> list[list[str]]:
+    """The /proc/net/tcp{,6} rows of local ``port`` in ``state`` (hex, e.g. "01" established)."""
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                rows.append(fields)
+    return rows

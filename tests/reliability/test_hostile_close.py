@@ -17,30 +17,20 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import websockets
 
-from tests.conftest import require
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require
 
-from .support import ServerProcess
-
-websockets = pytest.importorskip("websockets")  # listed in the test extra
+from .support import ServerProcess, hub_process
 
 TOKEN = "hostile-close-admin-token"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PING = '{"type":"ping"}'
 
 # Known gap, kept visible rather than hidden: in about one flood in seven (on every
@@ -52,16 +42,8 @@ LINGERING_GAP = pytest.mark.xfail(
 )
 
 
-@asynccontextmanager
-async def hub(tmp_path: Path, *args: str) -> AsyncIterator[ServerProcess]:
-    server = ServerProcess(
-        ["--no-heartbeat", *args], tmp_path / "hub.log", env={"LUCENT_WS_ADMIN_TOKEN": TOKEN}
-    )
-    try:
-        await server.ready()
-        yield server
-    finally:
-        server.stop()
+def hub(tmp_path: Path, *args: str) -> AbstractAsyncContextManager[ServerProcess]:
+    return hub_process(tmp_path, TOKEN, *args)
 
 
 async def flood(

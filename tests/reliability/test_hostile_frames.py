@@ -19,8 +19,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +29,14 @@ from aiohttp import web
 
 from lucent_ws import WebSocketManager, create_app
 
-from .support import ROOT, RawClient, ServerProcess, percentile
+from .support import ROOT, RawClient, ServerProcess, hub_process, percentile, tcp_sockets
 
 TOKEN = "hostile-frames-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@asynccontextmanager
-async def hub(tmp_path: Path, *args: str) -> AsyncIterator[ServerProcess]:
-    server = ServerProcess(
-        ["--no-heartbeat", *args], tmp_path / "hub.log", env={"LUCENT_WS_ADMIN_TOKEN": TOKEN}
-    )
-    try:
-        await server.ready()
-        yield server
-    finally:
-        server.stop()
+def hub(tmp_path: Path, *args: str) -> AbstractAsyncContextManager[ServerProcess]:
+    return hub_process(tmp_path, TOKEN, *args)
 
 
 async def round_trips(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[float]:
@@ -152,19 +143,8 @@ async def test_reset_during_a_ping_flood_is_a_disconnect(
 
 def fin_wait_sockets(port: int) -> tuple[int, int]:
     """Sockets of the server's port in FIN-WAIT-1, and the bytes they still hold to send."""
-    count = queued = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "04":  # TCP_FIN_WAIT1
-                count += 1
-                queued += int(fields[4].split(":")[0], 16)
-    return count, queued
+    rows = tcp_sockets(port, "04")  # TCP_FIN_WAIT1
+    return len(rows), sum(int(fields[4].split(":")[0], 16) for fields in rows)
 
 
 async def test_evicted_slow_consumer_leaves_nothing_in_the_kernel(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .support import ROOT, free_port
+from .support import ROOT, free_port, tcp_sockets
 
 TOKEN = "hostile-sockets-admin-token"
 HELD = 3000
@@ -113,17 +113,7 @@ class Held:
 
 def hub_sockets(port: int) -> int:
     """Established TCP sockets on the hub's side of ``port`` (from /proc/net/tcp)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                count += 1
-    return count
+    return len(tcp_sockets(port, "01"))
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
