@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable
 from typing import Protocol
 
 from .connection import Connection
+from .envelope import RoomMessage
 from .replica import ClusterView
 from .stats import ClusterStats, Stats
 
@@ -43,8 +44,8 @@ class LocalNode(Protocol):
     def get_connection(self, conn_id: str) -> Connection | None:
         """The local connection with this id, or None."""
 
-    def deliver_to_room(self, room: str, data: bytes, exclude: Iterable[str] = ()) -> int:
-        """Fan encoded JSON out to the room's local members; returns the count."""
+    def deliver_to_room(self, message: RoomMessage, exclude: Iterable[str] = ()) -> int:
+        """Fan a room message out to the room's local members; returns the count."""
 
     def deliver_to_all(self, data: bytes, exclude: Iterable[str] = ()) -> int:
         """Fan encoded JSON out to every local connection; returns the count."""
@@ -91,8 +92,8 @@ class Cluster(Protocol):
     def meta_changed(self, conn: Connection) -> None:
         """A local connection's metadata changed."""
 
-    def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
-        """Send encoded JSON to the room's members on other nodes; remote recipients."""
+    def publish_room(self, message: RoomMessage, exclude: frozenset[str]) -> int:
+        """Send a room message to its members on other nodes; remote recipients."""
 
     def publish_all(self, data: bytes, exclude: frozenset[str]) -> int:
         """Send encoded JSON to every connection on other nodes; remote recipients."""
@@ -146,7 +147,7 @@ class SingleNode:
     def meta_changed(self, conn: Connection) -> None:
         """Nothing to replicate."""
 
-    def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
+    def publish_room(self, message: RoomMessage, exclude: frozenset[str]) -> int:
         """No other node: 0."""
         return 0
 

@@ -34,7 +34,8 @@ class Connection:
     Hooks receive it: ``id`` (a UUID4 string), ``request`` (the handshake
     request, an ``aiohttp.web.Request`` under the aiohttp adapter), ``meta``
     (the metadata mapping, also reachable through ``get_meta``/``set_meta``)
-    and ``rooms`` (read-only by convention; use the manager to change it).
+    and ``rooms`` (read-only by convention; use the manager to change it), and
+    ``version``, the protocol version it speaks (1, or 2 with ``?v=2``).
     The underscored attributes belong to the outbox and the closer.
     """
 
@@ -52,6 +53,7 @@ class Connection:
         "meta",
         "request",
         "rooms",
+        "version",
     )
 
     def __init__(
@@ -64,8 +66,10 @@ class Connection:
         meta: Mapping[str, Any] | None = None,
         max_buffer: int,
         now: float,
+        version: int = 1,
     ) -> None:
         self.id = conn_id
+        self.version = version
         self.request = request
         self.meta: dict[str, Any] = dict(meta or {})
         self.rooms: set[str] = set()

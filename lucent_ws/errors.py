@@ -5,10 +5,12 @@
     LucentWSError
     ├── ConfigurationError      invalid settings (e.g. heartbeat timeout > interval)
     ├── ProtocolError           a client message the wire protocol rejects
+    │   └── Forbidden               a hook refuses a client's publish
     ├── HandshakeError          a WebSocket handshake refused before the upgrade
     │   ├── OriginRejected          403, Origin not allowed
     │   ├── HostRejected            403, Host not served (DNS rebinding)
     │   ├── AuthenticationFailed    401, missing or invalid credentials
+    │   ├── UnsupportedVersion      400, ``?v=`` names no protocol version
     │   └── ServiceUnavailable      503, connection limit reached or draining
     └── BrokerError             the cross-node broker failed (scale-out)
 """
@@ -19,12 +21,14 @@ __all__ = [
     "AuthenticationFailed",
     "BrokerError",
     "ConfigurationError",
+    "Forbidden",
     "HandshakeError",
     "HostRejected",
     "LucentWSError",
     "OriginRejected",
     "ProtocolError",
     "ServiceUnavailable",
+    "UnsupportedVersion",
 ]
 
 
@@ -49,6 +53,16 @@ class ProtocolError(LucentWSError):
         self.code = code
         self.message = message
         self.ref = ref
+
+
+class Forbidden(ProtocolError):
+    """Raised by an ``on_publish`` hook to refuse a client's broadcast.
+
+    The sender gets ``publish_forbidden`` with ``message`` (or a default text).
+    """
+
+    def __init__(self, message: str = "Publishing to this room is not allowed") -> None:
+        super().__init__("publish_forbidden", message)
 
 
 class HandshakeError(LucentWSError):
@@ -81,6 +95,13 @@ class AuthenticationFailed(HandshakeError):
 
     status = 401
     reason = "auth"
+
+
+class UnsupportedVersion(HandshakeError):
+    """The ``v`` query parameter names a protocol version the hub does not speak (400)."""
+
+    status = 400
+    reason = "unsupported_version"
 
 
 class ServiceUnavailable(HandshakeError):

@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 from .auth import BEARER_SUBPROTOCOL, EXPIRES_AT, Authenticator, Identity
 from .codes import CloseCode, EvictionReason
 from .config import HeartbeatConfig, Limits
+from .envelope import V1, V2
 from .errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -28,13 +29,24 @@ from .errors import (
     HostRejected,
     OriginRejected,
     ServiceUnavailable,
+    UnsupportedVersion,
+)
+from .hooks import (
+    ConnectHook,
+    DisconnectHook,
+    Hooks,
+    JoinHook,
+    LeaveHook,
+    PublishHook,
+    call,
 )
 from .hosts import HostPolicy
 from .lingering import guard_socket
 from .manager import WebSocketManager, ws_manager
 from .origin import OriginPolicy
 from .pending import release_pending
-from .session import JoinHook, Session
+from .policy import Policies, RoomPolicy
+from .session import Session
 
 __all__ = [
     "EndpointOptions",
@@ -47,7 +59,7 @@ __all__ = [
 
 logger = logging.getLogger("lucent_ws.handler")
 
-"""Eviction label of a connection closed with 1002 for an unmasked frame."""
+_ABNORMAL_CLOSURE = 1006  # RFC 6455: the connection ended without a close frame
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,7 +84,7 @@ class WebSocketHandler:
     manager: WebSocketManager
     limits: Limits
     origins: OriginPolicy
-    on_join_room: JoinHook | None = None
+    hooks: Hooks = field(default_factory=Hooks)
     authenticate: Authenticator | None = None
     require_auth: bool = False
     state: HubState = field(default_factory=HubState)
@@ -84,6 +96,7 @@ class WebSocketHandler:
         state.handshakes += 1  # counted against the connection limit until registered
         try:
             try:
+                version = _version(request)
                 identity = await self._check_handshake(request)
             except HandshakeError as exc:
                 self.manager.refuse_handshake(exc.reason)
@@ -116,8 +129,9 @@ class WebSocketHandler:
             request=request,
             meta=identity,
             max_outbound_buffer=self.limits.max_outbound_buffer,
+            version=version,
         )
-        session = Session(self.manager, conn, self.limits, on_join_room=self.on_join_room)
+        session = Session(self.manager, conn, self.limits, hooks=self.hooks)
         guard_socket(
             transport,
             linger=self.manager.close_timeout,
@@ -130,6 +144,8 @@ class WebSocketHandler:
         )
         expiry = self._schedule_expiry(conn.id, identity)
         try:
+            if self.hooks.on_connect is not None:
+                await self._run_hook(session, self.hooks.on_connect, conn)
             await self._read_loop(ws, session)
         except ConnectionError:
             pass  # the peer reset or vanished mid-write: a disconnect, not an error
@@ -142,7 +158,19 @@ class WebSocketHandler:
             if expiry is not None:
                 expiry.cancel()
             self.manager.remove(conn.id)
+            if self.hooks.on_disconnect is not None:
+                code = ws.close_code if ws.close_code is not None else _ABNORMAL_CLOSURE
+                await self._run_hook(session, self.hooks.on_disconnect, conn, int(code))
         return ws
+
+    @staticmethod
+    async def _run_hook(session: Session, hook: Callable[..., object], *args: object) -> None:
+        """Run a connection hook; one that raises is logged and answered with ``internal_error``."""
+        try:
+            await call(hook, *args)
+        except Exception:
+            logger.exception("hook %s failed for connection %s", _name(hook), session.conn.id)
+            session.internal_error()
 
     def _schedule_expiry(
         self, conn_id: str, identity: Identity | None
@@ -202,6 +230,22 @@ class WebSocketHandler:
         return identity
 
 
+def _version(request: web.Request) -> int:
+    """The protocol version the client asks for with ``?v=`` (1 without it)."""
+    asked = request.query.get("v")
+    if asked is None or asked == "1":
+        return V1
+    if asked == "2":
+        return V2
+    raise UnsupportedVersion(
+        f"Unsupported protocol version {asked[:16]!r}; this hub speaks 1 and 2"
+    )
+
+
+def _name(hook: Callable[..., object]) -> str:
+    return getattr(hook, "__qualname__", type(hook).__name__)
+
+
 def _is_time(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -257,8 +301,21 @@ class EndpointOptions(TypedDict, total=False):
     defaults (30 s / 10 s), False for none; omitted, the manager's own. A manager
     passed as ``manager`` keeps its own: a different ``heartbeat`` is refused with
     :class:`~lucent_ws.errors.ConfigurationError`."""
+    policies: Iterable[RoomPolicy] | Policies | None
+    """The default manager's room policies (:class:`~lucent_ws.policy.RoomPolicy`);
+    omitted, the manager's own. Like ``heartbeat``, a manager passed as ``manager``
+    keeps its own and a different value is refused."""
+    on_connect: ConnectHook | None
+    """``on_connect(conn)``, sync or async, once the connection is registered."""
+    on_disconnect: DisconnectHook | None
+    """``on_disconnect(conn, code)``, sync or async, once the connection is gone."""
     on_join_room: JoinHook | None
     """``on_join_room(room, conn)``, sync or async: True allows the join."""
+    on_leave_room: LeaveHook | None
+    """``on_leave_room(room, conn)``, sync or async, after a client's ``leave``."""
+    on_publish: PublishHook | None
+    """``on_publish(room, conn, payload)``, sync or async: the payload to send, or
+    raise :class:`~lucent_ws.errors.Forbidden` (``publish_forbidden``)."""
     authenticate: Authenticator | None
     """``authenticate(request)`` at the handshake: an identity mapping or None."""
     require_auth: bool
@@ -283,37 +340,57 @@ def websocket_handler(**options: Unpack[EndpointOptions]) -> Handler:
 def build_endpoint(**options: Unpack[EndpointOptions]) -> WebSocketHandler:
     """The endpoint behind :func:`websocket_handler`, for callers that need its state."""
     _hide_offered_protocols()
-    manager = _serve(options.get("manager"), options.get("heartbeat"))
+    manager = _serve(options.get("manager"), options.get("heartbeat"), options.get("policies"))
     return WebSocketHandler(
         manager=manager,
         limits=options.get("limits") or Limits(),
         origins=OriginPolicy(options.get("allowed_origins", ())),
         hosts=HostPolicy(options.get("allowed_hosts", ())),
-        on_join_room=options.get("on_join_room"),
+        hooks=Hooks(
+            on_connect=options.get("on_connect"),
+            on_disconnect=options.get("on_disconnect"),
+            on_join_room=options.get("on_join_room"),
+            on_leave_room=options.get("on_leave_room"),
+            on_publish=options.get("on_publish"),
+        ),
         authenticate=options.get("authenticate"),
         require_auth=options.get("require_auth", False),
     )
 
 
 def _serve(
-    manager: WebSocketManager | None, heartbeat: HeartbeatConfig | bool | None
+    manager: WebSocketManager | None,
+    heartbeat: HeartbeatConfig | bool | None,
+    policies: Iterable[RoomPolicy] | Policies | None,
 ) -> WebSocketManager:
-    """The manager an endpoint serves, with the heartbeat option applied where it may be.
+    """The manager an endpoint serves, with the heartbeat and policies options applied.
 
-    The manager owns its heartbeat. The option configures the default manager
+    The manager owns both settings. An option configures the default manager
     (at once, so the last endpoint created wins); a manager passed in keeps its
     own, and an option that contradicts it is refused rather than ignored.
     """
+    wanted = None if policies is None else _policies(policies)
     if manager is None:
         if heartbeat is not None:
             ws_manager.configure_heartbeat(_heartbeat_config(heartbeat))
+        if wanted is not None:
+            ws_manager.policies = wanted
         return ws_manager
     if heartbeat is not None and _heartbeat_config(heartbeat) != manager.heartbeat_config:
         raise ConfigurationError(
             f"heartbeat={heartbeat!r} contradicts the manager's own heartbeat "
             f"({manager.heartbeat_config!r}): configure it with WebSocketManager(heartbeat=...)"
         )
+    if wanted is not None and list(wanted) != list(manager.policies):
+        raise ConfigurationError(
+            "policies contradict the manager's own: configure them with "
+            "WebSocketManager(policies=...)"
+        )
     return manager
+
+
+def _policies(policies: Iterable[RoomPolicy] | Policies) -> Policies:
+    return policies if isinstance(policies, Policies) else Policies(policies)
 
 
 def _heartbeat_config(heartbeat: HeartbeatConfig | bool | None) -> HeartbeatConfig | None:

@@ -31,10 +31,15 @@ from .cluster import Cluster, SingleNode
 from .codes import CloseCode, EvictionReason
 from .config import HeartbeatConfig
 from .connection import CloseFunction, Connection, Transport
+from .delivery import Delivery
+from .envelope import V1, RoomMessage
+from .errors import ConfigurationError
 from .frames import PING_FRAME, text_frame
 from .heartbeat import Heartbeat
+from .hooks import MessageHandler
 from .hub import Hub
 from .outbox import Outbox
+from .policy import Policies, RoomPolicy
 from .replica import RemoteConnection
 from .stats import Counters, Stats, node_stats, with_cluster
 
@@ -51,7 +56,9 @@ class WebSocketManager:
 
     ``heartbeat`` is the manager's own heartbeat timing (None: off); it starts
     by itself with the first connection. ``close_timeout`` bounds each
-    graceful close before the socket is aborted. Send methods never block and
+    graceful close before the socket is aborted. ``policies`` are the room
+    policies (:class:`~lucent_ws.policy.RoomPolicy`; unmatched rooms get the
+    default, no rules). Send methods never block and
     never raise for a dead or slow peer; they return what they queued. They
     must be called on the event loop thread.
     """
@@ -61,11 +68,16 @@ class WebSocketManager:
         *,
         heartbeat: HeartbeatConfig | None = HeartbeatConfig(),  # noqa: B008 - frozen
         close_timeout: float = 2.0,
+        policies: Iterable[RoomPolicy] | Policies = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._hub = Hub()
         self.counters = Counters()
         self._outbox = Outbox(self.counters, self._evict_slow)
+        self._delivery = Delivery(self._hub, self._outbox)
+        self.policies = policies if isinstance(policies, Policies) else Policies(policies)
+        """The room policies (:class:`~lucent_ws.policy.Policies`)."""
+        self._handlers: dict[str, MessageHandler] = {}
         self._closer = Closer(close_timeout)
         self._heartbeat = Heartbeat(
             heartbeat,
@@ -111,9 +123,11 @@ class WebSocketManager:
         request: Any = None,
         meta: Mapping[str, Any] | None = None,
         max_outbound_buffer: int = 1024 * 1024,
+        version: int = V1,
     ) -> Connection:
         """Register a new connection, queue its ``connected`` message and return it.
 
+        ``version`` is the protocol it speaks (``envelope.V1`` or ``V2``).
         Starts the heartbeat if it is configured and not running yet.
         """
         conn_id = str(uuid.uuid4())
@@ -125,9 +139,12 @@ class WebSocketManager:
             meta=meta,
             max_buffer=max_outbound_buffer,
             now=self._clock(),
+            version=version,
         )
+        beat = self._heartbeat.config
+        timing = None if beat is None else (beat.interval, beat.timeout)
         self._outbox.open(conn)
-        self._outbox.send(conn, text_frame(protocol.encode_connected(conn_id)))
+        self._outbox.send(conn, text_frame(protocol.encode_connected(conn_id, version, timing)))
         self._hub.add(conn)
         self._cluster.connected(conn)
         if self._heartbeat.config is not None and not self._heartbeat.active:
@@ -230,9 +247,8 @@ class WebSocketManager:
         return True
 
     def deliver_to(self, conn_id: str, data: bytes) -> bool:
-        """Queue encoded JSON for a local connection; False if it is not here."""
-        conn = self._hub.connections.get(conn_id)
-        return conn is not None and self.send_encoded(conn, data)
+        """Queue an encoded payload for a local connection; False if it is not here."""
+        return self._delivery.direct(conn_id, data)
 
     def broadcast_to_room(self, room: str, payload: Any, *, exclude: Iterable[str] = ()) -> int:
         """Queue ``payload`` for every member of ``room`` not in ``exclude``.
@@ -242,38 +258,62 @@ class WebSocketManager:
         """
         return self.broadcast_encoded(room, jsoncodec.dumps(payload), exclude=exclude)
 
-    def broadcast_encoded(self, room: str, data: bytes, *, exclude: Iterable[str] = ()) -> int:
-        """Like :meth:`broadcast_to_room` for already-encoded UTF-8 JSON."""
+    def broadcast_encoded(
+        self, room: str, data: bytes, *, exclude: Iterable[str] = (), sender: str | None = None
+    ) -> int:
+        """Like :meth:`broadcast_to_room` for already-encoded UTF-8 JSON.
+
+        ``sender`` is the client connection publishing it (None: the server).
+        """
+        return self.publish(RoomMessage(room, data, sender), exclude)
+
+    def publish(self, message: RoomMessage, exclude: Iterable[str] = ()) -> int:
+        """Deliver a room message here and on every other node; the recipients."""
         excluded = _as_set(exclude)
-        count = self.deliver_to_room(room, data, excluded)
-        return count + self._cluster.publish_room(room, data, excluded)
+        count = self._delivery.room(message, excluded)
+        return count + self._cluster.publish_room(message, excluded)
 
     def broadcast_all(self, payload: Any, *, exclude: Iterable[str] = ()) -> int:
         """Queue ``payload`` for every connection not in ``exclude``; returns the count."""
         data = jsoncodec.dumps(payload)
         excluded = _as_set(exclude)
-        count = self.deliver_to_all(data, excluded)
+        count = self._delivery.everyone(data, excluded)
         return count + self._cluster.publish_all(data, excluded)
 
-    def deliver_to_room(self, room: str, data: bytes, exclude: Iterable[str] = ()) -> int:
-        """Fan encoded JSON out to ``room``'s members on this node only."""
-        members = self._hub.rooms.get(room)
-        if not members:
-            return 0
-        return self._outbox.fanout(members.values(), text_frame(data), _present(members, exclude))
+    def deliver_to_room(self, message: RoomMessage, exclude: Iterable[str] = ()) -> int:
+        """Fan a room message out to its members on this node only."""
+        return self._delivery.room(message, exclude)
 
     def deliver_to_all(self, data: bytes, exclude: Iterable[str] = ()) -> int:
         """Fan encoded JSON out to every connection on this node only."""
-        connections = self._hub.connections
-        if not connections:
-            return 0
-        return self._outbox.fanout(
-            connections.values(), text_frame(data), _present(connections, exclude)
-        )
+        return self._delivery.everyone(data, exclude)
 
     def flush(self) -> None:
         """Write every connection's pending frames now, one write per connection."""
         self._outbox.flush()
+
+    # --- application messages ---------------------------------------------------
+
+    def message(self, kind: str) -> Callable[[MessageHandler], MessageHandler]:
+        """Decorator: handle client messages of the application type ``kind``.
+
+        The handler gets ``(conn, msg)``, sync or async; what it returns goes
+        back as ``{"type": "reply", "ref": REF, "data": ...}`` when it is not
+        None or the message has a ``ref``. Built-in types cannot be taken.
+        """
+        if kind in protocol.MESSAGE_TYPES:
+            raise ConfigurationError(f"{kind!r} is a built-in message type")
+
+        def register(handler: MessageHandler) -> MessageHandler:
+            self._handlers[kind] = handler
+            return handler
+
+        return register
+
+    @property
+    def message_handlers(self) -> Mapping[str, MessageHandler]:
+        """The application message handlers by type."""
+        return self._handlers
 
     # --- metadata ------------------------------------------------------------------
 
@@ -438,13 +478,6 @@ class WebSocketManager:
 
 ws_manager = WebSocketManager()
 """The default manager, shared by every app that is not given another one."""
-
-
-def _present(members: Mapping[str, Connection], exclude: Iterable[str]) -> list[Connection]:
-    """The connections of ``members`` that ``exclude`` names, each once."""
-    if not exclude:
-        return []
-    return [members[conn_id] for conn_id in set(exclude) if conn_id in members]
 
 
 def _as_set(exclude: Iterable[str]) -> frozenset[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final, NamedTuple, Union, get_args, get_origin, get_type_hints
@@ -29,19 +29,27 @@ __all__ = [
     "MAX_REF_LENGTH",
     "MAX_ROOM_LENGTH",
     "MESSAGE_TYPES",
+    "V2_ONLY",
+    "AppMessage",
     "Broadcast",
     "ClientMessage",
     "ErrorCode",
+    "History",
     "Join",
     "Leave",
     "Payload",
     "Ping",
     "Pong",
+    "Presence",
     "Ref",
     "Room",
     "Rule",
+    "Since",
+    "check_limit",
     "check_payload_depth",
+    "check_publish_id",
     "check_room",
+    "check_since",
     "encode_ack",
     "encode_connected",
     "encode_error",
@@ -49,6 +57,7 @@ __all__ = [
     "encode_left",
     "encode_message",
     "encode_pong",
+    "encode_reply",
     "parse",
     "peek_ref",
 ]
@@ -72,6 +81,11 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNSUPPORTED_DATA = "unsupported_data"
     INTERNAL_ERROR = "internal_error"
+    PUBLISH_FORBIDDEN = "publish_forbidden"
+    ROOM_FULL = "room_full"
+    PRESENCE_DISABLED = "presence_disabled"
+    HISTORY_DISABLED = "history_disabled"
+    UNAVAILABLE = "unavailable"
 
 
 # --- rules -----------------------------------------------------------------------
@@ -114,6 +128,28 @@ def check_payload_depth(value: Any) -> tuple[str, ...]:
     return (f"Nested deeper than {MAX_PAYLOAD_DEPTH} levels.",)
 
 
+def check_since(value: dict[str, Any]) -> tuple[str, ...]:
+    """A history position: ``{"offset": N, "epoch": E}``, N a non-negative integer."""
+    offset, epoch = value.get("offset"), value.get("epoch")
+    if type(offset) is not int or offset < 0:
+        return ("offset must be a non-negative integer.",)
+    if not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_REF_LENGTH:
+        return (f"epoch must be a string of 1 to {MAX_REF_LENGTH} characters.",)
+    return _NO_ERRORS
+
+
+def check_publish_id(value: str) -> tuple[str, ...]:
+    """A publish id: 1 to 64 characters."""
+    if not 0 < len(value) <= MAX_REF_LENGTH:
+        return (f"Length must be between 1 and {MAX_REF_LENGTH}.",)
+    return _NO_ERRORS
+
+
+def check_limit(value: int) -> tuple[str, ...]:
+    """A positive count."""
+    return _NO_ERRORS if value > 0 else ("Must be greater than or equal to 1.",)
+
+
 Room = Annotated[str, check_room]
 """The annotation of a field holding a room name."""
 Payload = Annotated[Any, check_payload_depth]
@@ -123,11 +159,16 @@ Payload = Annotated[Any, check_payload_depth]
 # --- client messages -------------------------------------------------------------
 
 
+Since = Annotated[dict[str, Any], check_since]
+"""The annotation of a history position ``{"offset": N, "epoch": E}``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Join:
-    """``{"type": "join", "room": R}``."""
+    """``{"type": "join", "room": R}``; v2 may add ``since`` to recover missed messages."""
 
     room: Room
+    since: Since | None = None
     ref: Ref | None = None
 
 
@@ -141,10 +182,14 @@ class Leave:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """``{"type": "broadcast", "room": R, "payload": P}``; ``payload`` may be ``null``."""
+    """``{"type": "broadcast", "room": R, "payload": P}``; ``payload`` may be ``null``.
+
+    ``id`` (v2) makes the publish idempotent within a room's history window.
+    """
 
     room: Room
     payload: Payload
+    id: Annotated[str, check_publish_id] | None = None
     ref: Ref | None = None
 
 
@@ -162,7 +207,34 @@ class Pong:
     ref: Ref | None = None
 
 
-ClientMessage = Join | Leave | Broadcast | Ping | Pong
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """``{"type": "presence", "room": R}`` (v2): who is in a presence room."""
+
+    room: Room
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """``{"type": "history", "room": R, "since"?: {...}, "limit"?: N}`` (v2)."""
+
+    room: Room
+    since: Since | None = None
+    limit: Annotated[int, check_limit] | None = None
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppMessage:
+    """A message of an application type registered on the manager (any fields)."""
+
+    type: str
+    data: dict[str, Any]
+    ref: Ref | None = None
+
+
+ClientMessage = Join | Leave | Broadcast | Ping | Pong | Presence | History
 
 MESSAGE_TYPES: Final[Mapping[str, type[ClientMessage]]] = {
     "join": Join,
@@ -170,8 +242,13 @@ MESSAGE_TYPES: Final[Mapping[str, type[ClientMessage]]] = {
     "broadcast": Broadcast,
     "ping": Ping,
     "pong": Pong,
+    "presence": Presence,
+    "history": History,
 }
 """Each client message type by its ``type``; a new type is a dataclass added here."""
+
+V2_ONLY: Final = frozenset({"presence", "history"})
+"""Types a v1 connection does not have (it gets ``unknown_type``, as before v2)."""
 
 
 # --- parsing ---------------------------------------------------------------------
@@ -183,6 +260,7 @@ _TYPE_TEXTS: Final[dict[type, str]] = {
     str: "Not a valid string.",
     int: "Not a valid integer.",
     bool: "Not a valid boolean.",
+    dict: "Not a valid mapping type.",
 }
 
 
@@ -206,6 +284,8 @@ def _field(field: dataclasses.Field[Any], hint: Any) -> _Field:
         if origin is Annotated:
             hint, *extras = get_args(hint)
             rule = next((extra for extra in extras if callable(extra)), rule)
+        elif origin is dict:
+            hint = dict
         elif origin is Union or origin is types.UnionType:
             options = [arg for arg in get_args(hint) if arg is not type(None)]
             nullable = len(options) < len(get_args(hint))
@@ -264,9 +344,12 @@ def peek_ref(text: str | bytes) -> Ref | None:
     return ref if ref is not None and _valid_ref(ref) else None
 
 
-def parse(text: str | bytes) -> ClientMessage:
-    """Parse one client text frame.
+def parse(
+    text: str | bytes, *, version: int = 1, app_types: Container[str] = ()
+) -> ClientMessage | AppMessage:
+    """Parse one client text frame of a connection speaking protocol ``version``.
 
+    A ``type`` in ``app_types`` that is not built in gives an :class:`AppMessage`.
     Raises :class:`ProtocolError` with code ``invalid_json``, ``invalid_message``
     or ``unknown_type``; its ``ref`` is the message's ``ref`` when that is valid.
     An ``invalid_message`` text names each faulty field in declaration order,
@@ -287,8 +370,10 @@ def parse(text: str | bytes) -> ClientMessage:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "type: Missing or not a string.", ref)
-    spec = _SPECS.get(kind)
+    spec = _SPECS.get(kind) if version >= 2 or kind not in V2_ONLY else None
     if spec is None:
+        if kind in app_types:
+            return AppMessage(kind, data, ref)
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown type: {_clip(kind)}", ref)
     cls, fields = spec
     values: list[Any] = []
@@ -333,9 +418,22 @@ def _with_ref(message: dict[str, Any], ref: Ref | None) -> bytes:
     return jsoncodec.dumps(message)
 
 
-def encode_connected(conn_id: str) -> bytes:
-    """``{"type": "connected", "id": ID}``, the first message of every connection."""
-    return jsoncodec.dumps({"type": "connected", "id": conn_id})
+def encode_connected(
+    conn_id: str, version: int = 1, heartbeat: tuple[float, float] | None = None
+) -> bytes:
+    """``{"type": "connected", "id": ID}``, the first message of every connection.
+
+    v2 adds ``"v": 2`` and ``"heartbeat": {"interval": S, "timeout": S}`` (null when off).
+    """
+    if version < 2:
+        return jsoncodec.dumps({"type": "connected", "id": conn_id})
+    timing = None if heartbeat is None else {"interval": heartbeat[0], "timeout": heartbeat[1]}
+    return jsoncodec.dumps({"type": "connected", "id": conn_id, "v": version, "heartbeat": timing})
+
+
+def encode_reply(ref: Ref | None, data: Any) -> bytes:
+    """``{"type": "reply", "ref": REF, "data": D}``: an application handler's answer."""
+    return jsoncodec.dumps({"type": "reply", "ref": ref, "data": data})
 
 
 def encode_joined(room: str, ref: Ref | None = None) -> bytes:

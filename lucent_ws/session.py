@@ -8,26 +8,36 @@ being hit, the connection is closed with 1008.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import Final
 
-from . import protocol
+from . import jsoncodec, protocol
 from .codes import CloseCode, EvictionReason
 from .config import Limits
 from .connection import Connection
+from .envelope import RoomMessage
 from .errors import ProtocolError
+from .hooks import Hooks, call
 from .manager import WebSocketManager
-from .protocol import Broadcast, ErrorCode, Join, Leave, Ping, Pong, Ref
+from .protocol import (
+    AppMessage,
+    Broadcast,
+    ErrorCode,
+    History,
+    Join,
+    Leave,
+    Ping,
+    Pong,
+    Presence,
+    Ref,
+)
 
-__all__ = ["JoinHook", "Session", "TokenBucket"]
+__all__ = ["Session", "TokenBucket"]
 
 logger = logging.getLogger("lucent_ws.session")
 
-JoinHook = Callable[[str, Connection], bool | Awaitable[bool]]
-"""``on_join_room(room, conn)``: return (or resolve to) True to allow the join."""
+_NO_HOOKS: Final = Hooks()
 
 _UNSUPPORTED_DATA_TEXT: Final = "Binary frames are not supported; send JSON text"
 
@@ -57,7 +67,7 @@ class TokenBucket:
 class Session:
     """The protocol state of one connection: rate limit, error budget, dispatch."""
 
-    __slots__ = ("_bucket", "_errors", "_on_join_room", "conn", "limits", "manager")
+    __slots__ = ("_bucket", "_errors", "_hooks", "conn", "limits", "manager")
 
     def __init__(
         self,
@@ -65,12 +75,12 @@ class Session:
         conn: Connection,
         limits: Limits,
         *,
-        on_join_room: JoinHook | None = None,
+        hooks: Hooks = _NO_HOOKS,
     ) -> None:
         self.manager = manager
         self.conn = conn
         self.limits = limits
-        self._on_join_room = on_join_room
+        self._hooks = hooks
         self._bucket = (
             TokenBucket(limits.rate_limit, limits.rate_burst, manager.now())
             if limits.rate_limit > 0
@@ -115,6 +125,11 @@ class Session:
         bucket = self._bucket
         return bucket is None or bucket.take(self.conn.last_seen)
 
+    def internal_error(self, ref: Ref | None = None) -> None:
+        """Answer ``internal_error`` (a hook failed), if the connection is still open."""
+        if self.open:
+            self._error(ErrorCode.INTERNAL_ERROR, "Internal server error", ref)
+
     def _rate_limited(self, ref: Ref | None = None) -> None:
         self._error(ErrorCode.RATE_LIMITED, "Rate limit exceeded; slow down", ref)
 
@@ -153,7 +168,9 @@ class Session:
             self._rate_limited(protocol.peek_ref(text))
             return
         try:
-            message = protocol.parse(text)
+            message = protocol.parse(
+                text, version=self.conn.version, app_types=self.manager.message_handlers
+            )
         except ProtocolError as exc:
             self._error(exc.code, exc.message, exc.ref)
             return
@@ -162,25 +179,34 @@ class Session:
         except ProtocolError as exc:
             self._error(exc.code, exc.message, exc.ref)
         except Exception:
-            logger.exception(
-                "hook failed for connection %s (%s)", self.conn.id, type(message).__name__
-            )
-            if self.open:
-                self._error(ErrorCode.INTERNAL_ERROR, "Internal server error", message.ref)
+            logger.exception("hook failed for connection %s (%s)", self.conn.id, _kind(message))
+            self.internal_error(message.ref)
 
-    async def _dispatch(self, message: protocol.ClientMessage) -> None:
+    async def _dispatch(self, message: protocol.ClientMessage | AppMessage) -> None:
         match message:
+            case Broadcast():
+                await self._broadcast(message)
             case Join():
                 await self._join(message)
             case Leave(room=room, ref=ref):
-                self.manager.leave_room(self.conn.id, room)
+                left = self.manager.leave_room(self.conn.id, room)
                 self._reply(protocol.encode_left(room, ref))
-            case Broadcast():
-                self._broadcast(message)
+                if left and self._hooks.on_leave_room is not None:
+                    await call(self._hooks.on_leave_room, room, self.conn)
             case Ping(ref=ref):
                 self._reply(protocol.encode_pong(ref))
             case Pong():
                 pass  # liveness was recorded on arrival
+            case Presence(room=room, ref=ref):
+                raise ProtocolError(
+                    ErrorCode.PRESENCE_DISABLED, f"Room '{room}' has no presence", ref
+                )
+            case History(room=room, ref=ref):
+                raise ProtocolError(
+                    ErrorCode.HISTORY_DISABLED, f"Room '{room}' has no history", ref
+                )
+            case AppMessage():
+                await self._application(message)
 
     async def _join(self, message: Join) -> None:
         conn, room, ref = self.conn, message.room, message.ref
@@ -193,23 +219,49 @@ class Session:
                 f"Too many rooms: at most {self.limits.max_rooms} per connection",
                 ref,
             )
-        hook = self._on_join_room
+        hook = self._hooks.on_join_room
         if hook is not None:
-            allowed = hook(room, conn)
-            if inspect.isawaitable(allowed):
-                allowed = await allowed
+            allowed = await call(hook, room, conn)
             if not self.open:
                 return  # closed while the hook ran: never a zombie member
             if not allowed:
                 raise ProtocolError(ErrorCode.FORBIDDEN, f"Access denied to room '{room}'", ref)
+        limit = self.manager.policies.for_room(room).max_members
+        if limit and self.manager.room_size(room) >= limit:
+            raise ProtocolError(
+                ErrorCode.ROOM_FULL, f"Room '{room}' is full: at most {limit} members", ref
+            )
         self.manager.join_room(conn.id, room)
         self._reply(protocol.encode_joined(room, ref))
 
-    def _broadcast(self, message: Broadcast) -> None:
+    async def _broadcast(self, message: Broadcast) -> None:
         conn, room, ref = self.conn, message.room, message.ref
         if room not in conn.rooms:
             raise ProtocolError(ErrorCode.NOT_MEMBER, f"Not a member of room '{room}'", ref)
-        data = protocol.encode_message(room, conn.id, message.payload)
-        delivered = self.manager.broadcast_encoded(room, data, exclude=(conn.id,))
+        if self.manager.policies.for_room(room).client_publish == "none":
+            raise ProtocolError(
+                ErrorCode.PUBLISH_FORBIDDEN, f"Clients may not publish to room '{room}'", ref
+            )
+        payload = message.payload
+        hook = self._hooks.on_publish
+        if hook is not None:
+            try:
+                payload = await call(hook, room, conn, payload)
+            except ProtocolError as exc:  # Forbidden: the hook's own refusal text
+                raise ProtocolError(exc.code, exc.message, ref) from None
+            if not self.open or room not in conn.rooms:
+                return  # closed or left while the hook ran
+        data = jsoncodec.dumps(payload)
+        delivered = self.manager.publish(RoomMessage(room, data, conn.id), (conn.id,))
         if ref is not None:
             self._reply(protocol.encode_ack(ref, delivered))
+
+    async def _application(self, message: AppMessage) -> None:
+        handler = self.manager.message_handlers[message.type]
+        result = await call(handler, self.conn, message.data)
+        if self.open and (result is not None or message.ref is not None):
+            self._reply(protocol.encode_reply(message.ref, result))
+
+
+def _kind(message: protocol.ClientMessage | AppMessage) -> str:
+    return message.type if isinstance(message, AppMessage) else type(message).__name__

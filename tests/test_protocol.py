@@ -15,7 +15,7 @@ from lucent_ws.protocol import Broadcast, Join, Leave, Ping, Pong
     ("text", "expected"),
     [
         ('{"type":"join","room":"posts"}', Join("posts")),
-        ('{"type":"join","room":"posts","ref":7,"extra":true}', Join("posts", 7)),
+        ('{"type":"join","room":"posts","ref":7,"extra":true}', Join("posts", ref=7)),
         ('{"type":"leave","room":"posts","ref":"a"}', Leave("posts", "a")),
         ('{"type":"broadcast","room":"r","payload":{"a":[1]}}', Broadcast("r", {"a": [1]})),
         ('{"type":"broadcast","room":"r","payload":null}', Broadcast("r", None)),

@@ -37,6 +37,7 @@ from typing import Any
 from .. import jsoncodec
 from ..cluster import LocalNode
 from ..connection import Connection
+from ..envelope import RoomMessage
 from ..errors import ConfigurationError
 from ..replica import CONNECT, GONE, JOIN, LEAVE, META, Change, ClusterView
 from ..stats import ClusterStats, NodeStats
@@ -126,11 +127,11 @@ class Broker:
         """Queue the connection's new metadata."""
         self._change((META, conn.id, conn.meta))
 
-    def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
+    def publish_room(self, message: RoomMessage, exclude: frozenset[str]) -> int:
         """Queue a room broadcast; returns the room's members elsewhere, 0 if down."""
-        if not self._enqueue(wire.encode(self._node_id, wire.ROOM, data, r=room, x=list(exclude))):
+        if not self._enqueue(wire.encode_room(self._node_id, message, exclude)):
             return 0
-        return self._view.room_size(room, exclude)
+        return self._view.room_size(message.room, exclude)
 
     def publish_all(self, data: bytes, exclude: frozenset[str]) -> int:
         """Queue a broadcast to everyone; returns the connections elsewhere, 0 if down."""
@@ -310,7 +311,7 @@ class Broker:
             return
         kind = header.get("t")
         if kind == wire.ROOM:
-            node.deliver_to_room(str(header["r"]), body, frozenset(header.get("x") or ()))
+            node.deliver_to_room(wire.decode_room(header, body), frozenset(header.get("x") or ()))
         elif kind == wire.ALL:
             node.deliver_to_all(body, frozenset(header.get("x") or ()))
         elif kind == wire.TO:

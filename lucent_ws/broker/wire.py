@@ -8,7 +8,9 @@ per kind:
 ====== ===================== ====================================================
 kind   fields                body
 ====== ===================== ====================================================
-room   ``r`` room, ``x``     the encoded payload, for the room's members but ``x``
+room   ``r`` room, ``x``,    the encoded payload, for the room's members but ``x``;
+       ``f``, ``o``, ``e``   from ``f`` (a client; absent: the server), at offset
+                             ``o`` of epoch ``e`` (history rooms only)
 all    ``x`` excluded ids    the encoded payload, for every connection but ``x``
 to     ``id``                the encoded payload, for one connection
 kick   ``id``, ``c``, ``m``  empty; close ``id`` with code ``c``, reason ``m``
@@ -29,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from .. import jsoncodec
+from ..envelope import RoomMessage
 from ..replica import CONNECT, GONE, JOIN, LEAVE, META, Change, Record
 
 __all__ = [
@@ -41,10 +44,12 @@ __all__ = [
     "TO",
     "decode",
     "decode_changes",
+    "decode_room",
     "decode_snapshot",
     "encode",
     "encode_changes",
     "encode_meta",
+    "encode_room",
     "room_field",
 ]
 
@@ -76,6 +81,27 @@ def decode(message: bytes) -> tuple[dict[str, Any], bytes]:
     if not isinstance(header, dict) or not isinstance(header.get("n"), str):
         raise ValueError("bus message header is not an object with a node id")
     return header, body
+
+
+def encode_room(node: str, message: RoomMessage, exclude: Iterable[str]) -> bytes:
+    """The bus message of a room broadcast."""
+    fields: dict[str, Any] = {"r": message.room, "x": list(exclude)}
+    if message.sender is not None:
+        fields["f"] = message.sender
+    if message.offset is not None:
+        fields["o"] = message.offset
+        fields["e"] = message.epoch
+    return encode(node, ROOM, message.payload, **fields)
+
+
+def decode_room(header: Mapping[str, Any], body: bytes) -> RoomMessage:
+    """The room message a ``room`` bus message carries; ValueError if malformed."""
+    room, sender, offset, epoch = header["r"], header.get("f"), header.get("o"), header.get("e")
+    if not isinstance(room, str) or not (sender is None or isinstance(sender, str)):
+        raise ValueError("room message with a malformed room or sender")
+    if offset is not None and (type(offset) is not int or not isinstance(epoch, str)):
+        raise ValueError("room message with a malformed history position")
+    return RoomMessage(room, body, sender, offset, epoch)
 
 
 def encode_meta(meta: Mapping[str, Any]) -> bytes:

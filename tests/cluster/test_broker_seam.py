@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from lucent_ws import WebSocketManager, create_app, jsoncodec
 from lucent_ws.cluster import Cluster, LocalNode, SingleNode
 from lucent_ws.connection import Connection
+from lucent_ws.envelope import RoomMessage
 from lucent_ws.replica import ClusterView, Record
 from lucent_ws.stats import ClusterStats
 
@@ -48,9 +49,9 @@ class RecordingBroker:
     def meta_changed(self, conn: Connection) -> None:
         self.changed.append(("meta", conn.id, dict(conn.meta)))
 
-    def publish_room(self, room: str, data: bytes, exclude: frozenset[str]) -> int:
-        self.calls.append(("room", room, data, exclude))
-        return self._view.room_size(room, exclude) if self.up else 0
+    def publish_room(self, message: RoomMessage, exclude: frozenset[str]) -> int:
+        self.calls.append(("room", message.room, message.v1(), exclude))
+        return self._view.room_size(message.room, exclude) if self.up else 0
 
     def publish_all(self, data: bytes, exclude: frozenset[str]) -> int:
         self.calls.append(("all", data, exclude))
@@ -159,8 +160,8 @@ def test_deliveries_from_other_nodes_are_not_published_again(manager: WebSocketM
     a, ta = fake_connect(manager)
     b, tb = fake_connect(manager)
     manager.join_room(a.id, "posts")
-    assert manager.deliver_to_room("posts", b'{"n":1}', exclude=[b.id]) == 1
-    assert manager.deliver_to_room("empty", b'{"n":1}') == 0
+    assert manager.deliver_to_room(RoomMessage("posts", b'{"n":1}'), exclude=[b.id]) == 1
+    assert manager.deliver_to_room(RoomMessage("empty", b'{"n":1}')) == 0
     assert manager.deliver_to_all(b'{"n":2}', exclude=[a.id]) == 1
     assert messages(ta) == [{"n": 1}]
     assert messages(tb) == [{"n": 2}]
