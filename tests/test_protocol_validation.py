@@ -23,10 +23,12 @@ from lucent_ws.protocol import (
     MAX_ROOM_LENGTH,
     Broadcast,
     ErrorCode,
+    History,
     Join,
     Leave,
     Ping,
     Pong,
+    Presence,
 )
 
 from .conftest import HubFactory, Peer, open_peer
@@ -165,6 +167,8 @@ SHAPES: dict[str, tuple[type[Any], tuple[tuple[str, Any, Any], ...]]] = {
     ),
     "ping": (Ping, ()),
     "pong": (Pong, ()),
+    "presence": (Presence, (("room", valid_rooms, invalid_rooms),)),
+    "history": (History, (("room", valid_rooms, invalid_rooms),)),
 }
 refs = st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=64)
 # Keys no message type defines ("x" + lowercase letters: never "room" or "payload").
@@ -190,7 +194,7 @@ def messages(draw: st.DrawFn) -> tuple[dict[str, Any], Any, list[str]]:
     ref = draw(refs)
     if ref is not None:
         data["ref"] = ref
-    return data, None if problems else cls(*values, ref), problems
+    return data, None if problems else cls(*values, ref=ref), problems
 
 
 @settings(max_examples=1500, deadline=None)
@@ -201,10 +205,10 @@ def test_generated_messages_parse_or_fail_as_built(
     data, expected, problems = case
     text = jsoncodec.dumps(data)
     if expected is not None:
-        assert protocol.parse(text) == expected
+        assert protocol.parse(text, version=2) == expected
         return
     with pytest.raises(ProtocolError) as info:
-        protocol.parse(text)
+        protocol.parse(text, version=2)
     assert info.value.code == ErrorCode.INVALID_MESSAGE
     assert info.value.message == "; ".join(problems)
     assert info.value.ref == data.get("ref")
@@ -251,6 +255,11 @@ def test_error_codes_keep_their_values() -> None:
         "RATE_LIMITED": "rate_limited",
         "UNSUPPORTED_DATA": "unsupported_data",
         "INTERNAL_ERROR": "internal_error",
+        "PUBLISH_FORBIDDEN": "publish_forbidden",
+        "ROOM_FULL": "room_full",
+        "PRESENCE_DISABLED": "presence_disabled",
+        "HISTORY_DISABLED": "history_disabled",
+        "UNAVAILABLE": "unavailable",
     }
 
 
