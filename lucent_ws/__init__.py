@@ -28,6 +28,7 @@ from .errors import (
     AuthenticationFailed,
     BrokerError,
     ConfigurationError,
+    Forbidden,
     HandshakeError,
     LucentWSError,
     OriginRejected,
@@ -37,6 +38,7 @@ from .errors import (
 from .handler import WebSocketHandler, websocket_handler
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
 from .manager import WebSocketManager, ws_manager
+from .policy import Policies, RoomPolicy
 from .version import __version__
 
 __all__ = [
@@ -50,12 +52,15 @@ __all__ = [
     "Connection",
     "CredentialReader",
     "EvictionReason",
+    "Forbidden",
     "HandshakeError",
     "HeartbeatConfig",
     "Limits",
     "LucentWSError",
     "OriginRejected",
+    "Policies",
     "ProtocolError",
+    "RoomPolicy",
     "SafeAccessLogger",
     "ServiceUnavailable",
     "WebSocketHandler",
