@@ -27,8 +27,15 @@ ATTEMPTS = 3  # a phase disturbed by other programs is measured again
 class FanoutRig:
     """Subscribers joined to one room of ``server`` and a publisher member of it."""
 
-    def __init__(self, server: ServerProcess, room: str = ROOM, attempts: int = ATTEMPTS) -> None:
+    def __init__(
+        self,
+        server: ServerProcess,
+        room: str = ROOM,
+        attempts: int = ATTEMPTS,
+        path: str = "/ws",
+    ) -> None:
         self.server = server
+        self.path = path
         self.attempts = attempts
         self.room = room
         self.subs: list[WsConn] = []
@@ -42,11 +49,13 @@ class FanoutRig:
             return
         label = f"{self.server.spec.name}: subscribers"
         async with Progress(label, lambda: f"{len(self.subs):,}/{total:,} joined"):
-            await connect_many(HOST, self.server.port, missing, room=self.room, into=self.subs)
+            await connect_many(
+                HOST, self.server.port, missing, room=self.room, into=self.subs, path=self.path
+            )
         for sub in self.subs:
             sub.drain()
         if self.pub is None:
-            self.pub, _ = await connect(HOST, self.server.port)
+            self.pub, _ = await connect(HOST, self.server.port, self.path)
             await self.pub.join(self.room)
             self.pub.drain()
 

@@ -222,6 +222,7 @@ async def connect_many(
     room: str | None = None,
     concurrency: int = 100,
     into: list[WsConn] | None = None,
+    path: str = "/ws",
 ) -> list[WsConn]:
     """Open ``count`` connections (joined to ``room`` when given), ``concurrency`` at a time.
 
@@ -233,7 +234,7 @@ async def connect_many(
 
     async def one() -> None:
         async with sem:
-            conn, _ = await connect(host, port)
+            conn, _ = await connect(host, port, path)
             if room is not None:
                 await conn.join(room)
             conns.append(conn)

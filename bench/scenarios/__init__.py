@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from bench.scenario import Scenario
-from bench.scenarios import admin, churn, cluster, fanout, heartbeat, idle, latency, sweep
+from bench.scenarios import (
+    admin,
+    churn,
+    cluster,
+    fanout,
+    fanout_v2,
+    heartbeat,
+    idle,
+    latency,
+    sweep,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         fanout.SCENARIO,
+        fanout_v2.SCENARIO,
         latency.SCENARIO,
         idle.SCENARIO,
         churn.SCENARIO,
