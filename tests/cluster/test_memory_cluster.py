@@ -131,3 +131,24 @@ async def test_a_join_or_leave_writes_the_same_bytes_whatever_else_the_connectio
     small, large = await cost(few.id), await cost(many.id)
     print(f"FIGURE bytes written per join+leave: 0 other rooms {small}, 99 other rooms {large}")
     assert small == large
+
+
+async def test_room_messages_cross_nodes_framed_for_each_version(make_node: NodeFactory) -> None:
+    (a, _), (b, _) = await make_node(), await make_node()
+    sender, _ = fake_connect(a, version=2)
+    v1_conn, v1_t = fake_connect(b)
+    v2_conn, v2_t = fake_connect(b, version=2)
+    for manager, conn in ((a, sender), (b, v1_conn), (b, v2_conn)):
+        manager.join_room(conn.id, "posts")
+    await wait_until(lambda: a.room_size("posts") == 3)
+    assert a.broadcast_to_room("posts", {"n": 1}) == 3
+    assert a.broadcast_encoded("posts", b'{"n":2}', exclude=[sender.id], sender=sender.id) == 2
+    a.send_to(v2_conn.id, "direct")
+    envelope = {"type": "message", "room": "posts"}
+    await wait_until(lambda: len(received(v2_t)) == 3)
+    assert received(v1_t) == [{"n": 1}, {**envelope, "from": sender.id, "payload": {"n": 2}}]
+    assert received(v2_t) == [
+        {**envelope, "from": None, "payload": {"n": 1}},
+        {**envelope, "from": sender.id, "payload": {"n": 2}},
+        {"type": "message", "room": None, "from": None, "payload": "direct"},
+    ]
