@@ -152,3 +152,34 @@ async def test_room_messages_cross_nodes_framed_for_each_version(make_node: Node
         {**envelope, "from": sender.id, "payload": {"n": 2}},
         {"type": "message", "room": None, "from": None, "payload": "direct"},
     ]
+
+
+async def test_max_members_across_two_nodes_overshoots_only_within_the_replication_delay(
+    make_node: NodeFactory,
+) -> None:
+    from lucent_ws.config import Limits
+    from lucent_ws.policy import Policies, RoomPolicy
+    from lucent_ws.session import Session
+
+    (a, _), (b, _) = await make_node(), await make_node()
+    for manager in (a, b):
+        manager.policies = Policies([RoomPolicy("duo*", max_members=10)])
+
+    async def join_all(room: str, spaced: bool) -> tuple[int, int]:
+        sessions = [
+            Session(m, fake_connect(m)[0], Limits(rate_limit=0)) for _ in range(15) for m in (a, b)
+        ]
+        for session in sessions:
+            await session.on_text('{"type":"join","room":"%s"}' % room)
+            if spaced:  # one replication delay between joins: the cap is exact
+                await asyncio.sleep(0.02)
+        admitted = sum(1 for s in sessions if room in s.conn.rooms)
+        await wait_until(lambda: a.room_size(room) == b.room_size(room) == admitted)
+        return a.room_size(room), admitted
+
+    exact = await join_all("duo:spaced", spaced=True)
+    burst = await join_all("duo:burst", spaced=False)
+    print(f"30 joins, cap 10: spaced -> {exact}; all at once -> {burst} (members, admitted)")
+    assert exact == (10, 10)
+    assert 10 <= burst[0] <= 20  # each node holds the cap; only simultaneous joins overshoot
+    assert burst[0] == burst[1]
