@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lucent_ws import WebSocketManager
+from lucent_ws import WebSocketManager, jsoncodec
 from lucent_ws.broker.memory import MemoryBroker, MemoryStore
 
 from ..fakes import FakeTransport, fake_connect
@@ -170,7 +170,7 @@ async def test_max_members_across_two_nodes_overshoots_only_within_the_replicati
             Session(m, fake_connect(m)[0], Limits(rate_limit=0)) for _ in range(15) for m in (a, b)
         ]
         for session in sessions:
-            await session.on_text('{"type":"join","room":"%s"}' % room)
+            await session.on_text(jsoncodec.dumps({"type": "join", "room": room}).decode())
             if spaced:  # one replication delay between joins: the cap is exact
                 await asyncio.sleep(0.02)
         admitted = sum(1 for s in sessions if room in s.conn.rooms)
