@@ -30,7 +30,7 @@ from .errors import (
     ServiceUnavailable,
 )
 from .hosts import HostPolicy
-from .lingering import guard_socket
+from .lingering import SocketGuard, guard_socket
 from .manager import WebSocketManager, ws_manager
 from .origin import OriginPolicy
 from .pending import release_pending
@@ -107,8 +107,16 @@ class WebSocketHandler:
             await ws.close(code=CloseCode.GOING_AWAY, message=b"Server shutting down")
             return ws
 
+        guard: SocketGuard | None = None
+
         async def close(code: int, message: str) -> None:
             await ws.close(code=code, message=message.encode())
+            if guard is not None:
+                # ws.close() may return while the guard still lingers; whoever awaits the
+                # close (the shutdown above all: the process must not exit with the
+                # client's flood unread) waits for the socket's real end. The manager's
+                # close timeout bounds the wait, then aborts.
+                await guard.wait_closed()
 
         conn = self.manager.connect(
             transport,
@@ -118,7 +126,7 @@ class WebSocketHandler:
             max_outbound_buffer=self.limits.max_outbound_buffer,
         )
         session = Session(self.manager, conn, self.limits, on_join_room=self.on_join_room)
-        guard_socket(
+        guard = guard_socket(
             transport,
             linger=self.manager.close_timeout,
             on_unmasked=lambda: self.manager.evict(
