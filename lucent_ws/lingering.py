@@ -7,8 +7,10 @@ frame, and see 1006. :class:`SocketGuard` sits between the transport and
 aiohttp's protocol once a socket is upgraded and makes every close a lingering
 close (RFC 6455 section 7, nginx's ``lingering_close``): after the server's close
 frame, whatever the peer still sends is read and discarded until its close
-frame, EOF or the linger timeout (then the socket is aborted); only then is the
-socket closed. A close that answers the client's own close frame is immediate.
+frame, EOF or the linger timeout; only then is the socket closed (at the
+timeout: aborted if the close frame is still unsent, else closed plainly, so a
+peer that was merely slow still finds the close frame before the FIN). A close
+that answers the client's own close frame is immediate.
 The client's close frame is found by walking every frame header, never by
 looking for its bytes: a masked payload holds every byte pattern sooner or
 later, and a close on such a lookalike is a reset with the flood unread.
@@ -99,8 +101,14 @@ class SocketGuard(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(self._linger, self._linger_expired)
 
     def abort(self) -> None:
-        """Abort with ``SO_LINGER`` 0."""
+        """Abort with ``SO_LINGER`` 0, unless lingering with nothing left to send."""
         self._cancel_timer()
+        if self._lingering and not self._transport.get_write_buffer_size():
+            # The close frame went out and what the peer sent was read: a plain close
+            # ends with a FIN after the close frame, where a reset would make the
+            # peer's kernel drop the close frame if the peer has not read it yet.
+            self._close()
+            return
         abort_at_once(self._transport, self._abort)
 
     def is_closing(self) -> bool:
@@ -115,7 +123,7 @@ class SocketGuard(asyncio.Protocol):
 
     def _linger_expired(self) -> None:
         self._timer = None
-        # The peer neither closed nor stopped sending: unread data means a reset anyway.
+        # The peer did not answer in time: close plainly if all was sent, else abort.
         self.abort()
 
     def _finish(self) -> None:

@@ -28,6 +28,7 @@ class FakeTransport(asyncio.Transport):
         self.closed = False
         self.aborted = False
         self.resumed = 0
+        self.unsent = 0
 
     def close(self) -> None:
         self.closed = True
@@ -37,6 +38,9 @@ class FakeTransport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed or self.aborted
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
 
     def resume_reading(self) -> None:
         self.resumed += 1
@@ -183,3 +187,32 @@ async def test_eof_ends_the_linger() -> None:
     g.data_received(frame(0x1, b"half")[:3])
     assert g.eof_received() is True
     assert transport.closed
+
+
+async def test_at_the_timeout_a_sent_close_frame_ends_with_a_plain_close() -> None:
+    # A peer slow to answer (it has not read the close frame yet) gets the close frame
+    # and a FIN; a reset would make its kernel drop the close frame unread.
+    g, transport, _, _ = guard()
+    g.close()
+    g.abort()  # the close timeout
+    assert transport.closed
+    assert not transport.aborted
+
+
+async def test_at_the_timeout_an_unsent_close_frame_is_aborted() -> None:
+    g, transport, _, _ = guard()
+    transport.unsent = 1 << 20  # a peer that stopped reading: nothing more will go out
+    g.close()
+    g.abort()
+    assert transport.aborted
+    assert not transport.closed
+
+
+async def test_the_linger_timer_ends_a_silent_peer() -> None:
+    transport, inner = FakeTransport(), Inner()
+    g = SocketGuard(transport, inner, linger=0.01, on_unmasked=lambda: None)
+    g.close()
+    async with asyncio.timeout(5):
+        while not transport.closed:
+            await asyncio.sleep(0.01)
+    assert not transport.aborted
