@@ -41,7 +41,7 @@ from .hooks import (
     call,
 )
 from .hosts import HostPolicy
-from .lingering import guard_socket
+from .lingering import SocketGuard, guard_socket
 from .manager import WebSocketManager, ws_manager
 from .origin import OriginPolicy
 from .pending import release_pending
@@ -120,8 +120,16 @@ class WebSocketHandler:
             await ws.close(code=CloseCode.GOING_AWAY, message=b"Server shutting down")
             return ws
 
+        guard: SocketGuard | None = None
+
         async def close(code: int, message: str) -> None:
             await ws.close(code=code, message=message.encode())
+            if guard is not None:
+                # ws.close() may return while the guard still lingers; whoever awaits the
+                # close (the shutdown above all: the process must not exit with the
+                # client's flood unread) waits for the socket's real end. The manager's
+                # close timeout bounds the wait, then aborts.
+                await guard.wait_closed()
 
         conn = self.manager.connect(
             transport,
@@ -132,7 +140,7 @@ class WebSocketHandler:
             version=version,
         )
         session = Session(self.manager, conn, self.limits, hooks=self.hooks)
-        guard_socket(
+        guard = guard_socket(
             transport,
             linger=self.manager.close_timeout,
             on_unmasked=lambda: self.manager.evict(

@@ -7,8 +7,15 @@ frame, and see 1006. :class:`SocketGuard` sits between the transport and
 aiohttp's protocol once a socket is upgraded and makes every close a lingering
 close (RFC 6455 section 7, nginx's ``lingering_close``): after the server's close
 frame, whatever the peer still sends is read and discarded until its close
-frame, EOF or the linger timeout (then the socket is aborted); only then is the
-socket closed. A close that answers the client's own close frame is immediate.
+frame, EOF or the linger timeout; only then is the socket closed (at the
+timeout: aborted if the close frame is still unsent, else closed plainly, so a
+peer that was merely slow still finds the close frame before the FIN). A close
+that answers the client's own close frame is immediate.
+The client's close frame is found by walking every frame header, never by
+looking for its bytes: a masked payload holds every byte pattern sooner or
+later, and a close on such a lookalike is a reset with the flood unread.
+:meth:`SocketGuard.wait_closed` tells whoever must outlive the linger (the
+shutdown) when the socket is really closed.
 Whoever closes (aiohttp after a close handshake or a parse error, the manager
 evicting, the shutdown) goes through ``transport.close()``, which the guard
 takes over for that one transport.
@@ -37,7 +44,6 @@ __all__ = ["SocketGuard", "abort_at_once", "guard_socket"]
 
 logger = logging.getLogger("lucent_ws.lingering")
 
-"""Close code for a protocol violation (an unmasked client frame)."""
 _OP_CLOSE: Final = 0x8
 _NO_LINGER: Final = struct.pack("ii", 1, 0)
 
@@ -75,19 +81,19 @@ class SocketGuard(asyncio.Protocol):
         self._lingering = False
         self._peer_eof = False
         self.peer_closed = False
-        """True once a close frame from the client went through to aiohttp."""
+        """True once the client's close frame header was read (it sends nothing after it)."""
         self._timer: asyncio.TimerHandle | None = None
-        self._tail = b""  # the last bytes read while lingering
+        self._lost: asyncio.Future[None] | None = None
         self.discarded = 0
         """Bytes read and thrown away while lingering (or after a violation)."""
 
     # --- the transport methods taken over --------------------------------------------
 
     def close(self) -> None:
-        """Close now if the client's close frame was seen, else linger (see the module doc)."""
+        """Close now if the client's whole close frame was read, else linger (module doc)."""
         if self._lingering or self._is_closing():
             return
-        if self._peer_eof or self.peer_closed:
+        if self._peer_eof or self._peer_close_read():
             self._close()  # the close handshake is over: the server closes TCP first
             return
         self._lingering = True
@@ -95,17 +101,29 @@ class SocketGuard(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(self._linger, self._linger_expired)
 
     def abort(self) -> None:
-        """Abort with ``SO_LINGER`` 0."""
+        """Abort with ``SO_LINGER`` 0, unless lingering with nothing left to send."""
         self._cancel_timer()
+        if self._lingering and not self._transport.get_write_buffer_size():
+            # The close frame went out and what the peer sent was read: a plain close
+            # ends with a FIN after the close frame, where a reset would make the
+            # peer's kernel drop the close frame if the peer has not read it yet.
+            self._close()
+            return
         abort_at_once(self._transport, self._abort)
 
     def is_closing(self) -> bool:
         """True once closing began, lingering included: nothing more may be written."""
         return self._lingering or self._is_closing()
 
+    async def wait_closed(self) -> None:
+        """Return once the socket is closed: the lingering close over, or aborted."""
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._lost)
+
     def _linger_expired(self) -> None:
         self._timer = None
-        # The peer neither closed nor stopped sending: unread data means a reset anyway.
+        # The peer did not answer in time: close plainly if all was sent, else abort.
         self.abort()
 
     def _finish(self) -> None:
@@ -123,9 +141,9 @@ class SocketGuard(asyncio.Protocol):
         """Forward to aiohttp what it may see; discard the rest."""
         if self._lingering:
             self.discarded += len(data)
-            self._tail = (self._tail + data)[-_CLOSE_TAIL:] if len(data) < _CLOSE_TAIL else data
-            if _ends_with_close_frame(self._tail):
-                self._finish()  # the peer's close frame: it sends nothing after it
+            self._scan(data)
+            if self._peer_close_read():
+                self._finish()  # the peer's whole close frame: it sends nothing after it
             return
         if self._dropping:
             self.discarded += len(data)
@@ -152,6 +170,10 @@ class SocketGuard(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Hand the end of the connection to aiohttp."""
         self._cancel_timer()
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+        if not self._lost.done():
+            self._lost.set_result(None)
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -164,11 +186,17 @@ class SocketGuard(asyncio.Protocol):
 
     # --- frame headers -----------------------------------------------------------------
 
-    def _scan(self, data: bytes) -> int:
-        """Walk the frame headers in ``data`` (client frames are always masked).
+    def _peer_close_read(self) -> bool:
+        """True once the peer's close frame was read to its last byte (and nothing after)."""
+        return self.peer_closed and not self._skip and not self._head
 
-        Returns the offset of the first frame that is unmasked, or -1. Notes a
-        close frame that goes through in :attr:`peer_closed`.
+    def _scan(self, data: bytes) -> int:
+        """Walk the frame headers in ``data``, keeping track of every frame boundary.
+
+        Returns the offset of the first unmasked frame (client frames are always
+        masked), or -1. An unmasked frame is walked like any other, so the
+        boundaries stay known after a violation too. Notes a close frame in
+        :attr:`peer_closed`.
         """
         skip = self._skip
         if skip >= len(data):
@@ -183,57 +211,41 @@ class SocketGuard(asyncio.Protocol):
         else:
             pos = skip
         size = len(data)
+        bad = -1
         # Runs once per frame: a few operations only, a flood is many frames.
         while pos < size:
             if pos + 14 > size and not _header_complete(data, pos):
                 self._head = data[pos:]
-                return -1
+                return bad
             second = data[pos + 1]
             if second < 0x80:
-                return max(pos - kept, 0)
+                if bad < 0:
+                    bad = max(pos - kept, 0)
+                header = 2
+            else:
+                header = 6
             if data[pos] & 0x0F == _OP_CLOSE:
                 self.peer_closed = True
             length = second & 0x7F
             if length < 126:
-                pos += 6 + length
+                pos += header + length
             elif length == 126:
-                pos += 8 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+                pos += header + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
             else:
-                pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
+                pos += header + 8 + int.from_bytes(data[pos + 2 : pos + 10], "big")
         self._skip = pos - size
-        return -1
-
-
-_CLOSE_TAIL: Final = 2 + 4 + 125
-"""The longest client close frame: header, mask, 125 bytes of body."""
-
-
-def _ends_with_close_frame(tail: bytes) -> bool:
-    """True if ``tail`` ends with a whole, masked close frame.
-
-    While lingering, only the end of what arrived is looked at, however much a
-    flooding client sends: a client that answers the close handshake sends its
-    close frame last. Walking every frame (a PING flood is 6 bytes a frame)
-    would cost more than the flood itself.
-    """
-    size = len(tail)
-    for body in range(min(126, size - 5)):
-        start = size - 6 - body
-        if tail[start] == 0x88 and tail[start + 1] == 0x80 | body and body != 1:
-            return True
-    return False
+        return bad
 
 
 def _header_complete(data: bytes, pos: int) -> bool:
-    """True if ``data`` holds enough of the frame header at ``pos`` to judge it."""
+    """True if ``data`` holds the whole frame header at ``pos`` (mask key included)."""
     available = len(data) - pos
     if available < 2:
         return False
     second = data[pos + 1]
-    if second < 0x80:
-        return True  # unmasked: already known to be a violation
     length = second & 0x7F
-    return available >= 6 + (2 if length == 126 else 8 if length == 127 else 0)
+    needed = (6 if second >= 0x80 else 2) + (2 if length == 126 else 8 if length == 127 else 0)
+    return available >= needed
 
 
 def guard_socket(

@@ -83,7 +83,7 @@ class Node:
 
     @property
     def close_timeout(self) -> float:
-        """Seconds a graceful close may take before the socket is aborted."""
+        """Seconds a graceful close may take (then the socket is closed or aborted)."""
         return self._closer.timeout
 
     def connect(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -288,9 +289,11 @@ async def test_draining_refuses_with_503_and_closes_with_1001(
     client = await make_hub()
     peer = await open_peer(client)
     peers.append(peer)
-    await drain(client.server.app)
+    # The client reads while the hub drains, as a client does: the drain waits for its
+    # answer to the close frame (within the manager's close timeout).
+    code, _ = await asyncio.gather(peer.expect_close(), drain(client.server.app))
     assert client.server.app[STATE_KEY].draining
-    assert await peer.expect_close() == 1001
+    assert code == 1001
     assert len(manager) == 0
     assert await handshake_status(client) == 503
     assert len(manager) == 0
