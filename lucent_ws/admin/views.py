@@ -16,6 +16,7 @@ from .openapi import build_spec
 from .rooms import decode_cursor, hub_totals, members_page, room_totals, rooms_page
 from .routing import RouteTable
 from .schemas import (
+    AdminStats,
     BroadcastRequestSchema,
     ConnectionDetailSchema,
     ConnectionListQuerySchema,
@@ -92,10 +93,12 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[ADMIN_KEY]
     top = load_query(request, _stats_query_schema).get("top", state.top_rooms)
     totals = await room_totals(state.manager, top)
-    stats = hub_totals(state.manager)
-    stats["rooms"] = dict(totals["top"])
-    stats["roomCount"] = totals["rooms"]
-    stats["memberships"] = totals["memberships"]
+    stats: AdminStats = {
+        **hub_totals(state.manager),
+        "rooms": dict(totals["top"]),
+        "roomCount": totals["rooms"],
+        "memberships": totals["memberships"],
+    }
     return json_response(_stats_schema.dump(stats))
 
 
