@@ -51,8 +51,8 @@ def _flag_field(action: argparse.Action) -> fields.Field[Any] | None:
         return fields.Boolean()
     if isinstance(action, argparse._AppendAction):
         return fields.List(fields.String())
-    if type(action) is not argparse._StoreAction:
-        return None  # --help, --version, --config itself
+    if not isinstance(action, argparse._StoreAction):
+        return None  # --help, --version
     kind = _FIELDS_BY_TYPE.get(action.type, fields.String)
     return kind(strict=True) if kind is fields.Integer else kind()
 
