@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,6 +172,21 @@ async def test_a_process_started_with_a_file_shows_and_enforces_its_policies(
                 assert json.loads(await sender.recv())["type"] == "joined"
             await sender.send(json.dumps({"type": "join", "room": "r-too-many"}))
             assert json.loads(await sender.recv())["code"] == "too_many_rooms"
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/guides/operating.md"])
+def test_the_documented_example_files_load(page: str, tmp_path: Path) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.DOTALL)
+    assert blocks, f"no TOML example in {page}"
+    for block in blocks:
+        token = tmp_path / "token"
+        token.write_text("t")
+        block = re.sub(r'admin_token_file = ".*"', f'admin_token_file = "{token}"', block)
+        ns = parse_args(["--config", str(write(tmp_path, block))])
+        settings = Settings.from_args(ns)
+        print(f"FIGURE {page}: {len(list(settings.policies))} policies")
+        assert list(settings.policies)
 
 
 BAD_FILES = [
