@@ -30,15 +30,34 @@ _FIELDS_BY_TYPE: dict[Any, type[fields.Field[Any]]] = {
 }
 
 
+class _Boolean(fields.Boolean):
+    """A TOML boolean: ``true`` or ``false``, never ``1`` or ``"yes"``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _boolean() -> fields.Boolean:
+    return _Boolean()
+
+
 class RoomPolicySchema(Schema):
     """One ``[[rooms]]`` table."""
 
     class Meta:
         unknown = RAISE
 
-    pattern = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    presence = fields.Boolean()
-    join_leave = fields.Boolean()
+    pattern = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=128),
+            validate.Regexp(r"^[^*]*\*?$", error="an exact name, or a prefix ending in '*'."),
+        ],
+    )
+    presence = _boolean()
+    join_leave = _boolean()
     presence_info = fields.List(fields.String())
     history_size = fields.Integer(strict=True, validate=validate.Range(min=0))
     history_ttl = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
@@ -48,11 +67,11 @@ class RoomPolicySchema(Schema):
 
 def _flag_field(action: argparse.Action) -> fields.Field[Any] | None:
     if isinstance(action, argparse._StoreTrueAction):
-        return fields.Boolean()
+        return _boolean()
     if isinstance(action, argparse._AppendAction):
         return fields.List(fields.String())
-    if type(action) is not argparse._StoreAction:
-        return None  # --help, --version, --config itself
+    if not isinstance(action, argparse._StoreAction):
+        return None  # --help, --version
     kind = _FIELDS_BY_TYPE.get(action.type, fields.String)
     return kind(strict=True) if kind is fields.Integer else kind()
 
@@ -101,11 +120,15 @@ def load_config(path: str | Path, parser: argparse.ArgumentParser) -> ConfigFile
     except ValidationError as exc:
         raise ConfigurationError(f"config file {path}: {_first_error(exc.messages)}") from None
     rooms = loaded.pop("rooms", [])
+    policies = []
+    for index, room in enumerate(rooms):
+        try:
+            policies.append(
+                RoomPolicy(**{**room, "presence_info": tuple(room.get("presence_info", ()))})
+            )
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"config file {path}: key 'rooms[{index}]': {exc}") from None
     try:
-        policies = Policies(
-            RoomPolicy(**{**room, "presence_info": tuple(room.get("presence_info", ()))})
-            for room in rooms
-        )
+        return ConfigFile(loaded, Policies(policies))
     except ConfigurationError as exc:
-        raise ConfigurationError(f"config file {path}: [[rooms]]: {exc}") from None
-    return ConfigFile(loaded, policies)
+        raise ConfigurationError(f"config file {path}: key 'rooms': {exc}") from None

@@ -10,7 +10,17 @@ if TYPE_CHECKING:
     from .hub import Hub
     from .replica import ClusterView
 
-__all__ = ["ClusterStats", "Counters", "NodeStats", "Stats", "node_stats", "with_cluster"]
+__all__ = [
+    "ClusterStats",
+    "Counters",
+    "NodeStats",
+    "Stats",
+    "Totals",
+    "cluster_totals",
+    "node_stats",
+    "node_totals",
+    "with_cluster",
+]
 
 
 class Counters:
@@ -56,11 +66,10 @@ class ClusterStats(TypedDict):
     nodes: dict[str, NodeStats]
 
 
-class Stats(TypedDict):
-    """The JSON form of :meth:`~lucent_ws.WebSocketManager.get_stats`."""
+class Totals(TypedDict):
+    """The stats without the per-room counts: cheap at any number of rooms."""
 
     connections: int
-    rooms: dict[str, int]
     heartbeatActive: bool
     messagesIn: int
     messagesOut: int
@@ -74,11 +83,18 @@ class Stats(TypedDict):
     nodes: NotRequired[dict[str, NodeStats]]
 
 
-def node_stats(hub: Hub, counters: Counters, heartbeat_active: bool, uptime: float) -> Stats:
-    """One node's own stats."""
+class Stats(Totals):
+    """The JSON form of :meth:`~lucent_ws.WebSocketManager.get_stats`."""
+
+    rooms: dict[str, int]
+
+
+def node_totals(
+    connections: int, counters: Counters, heartbeat_active: bool, uptime: float
+) -> Totals:
+    """One node's own totals, from its connection count and counters."""
     return {
-        "connections": len(hub.connections),
-        "rooms": {name: len(members) for name, members in hub.rooms.items()},
+        "connections": connections,
         "heartbeatActive": heartbeat_active,
         "messagesIn": counters.messages_in,
         "messagesOut": counters.messages_out,
@@ -89,14 +105,26 @@ def node_stats(hub: Hub, counters: Counters, heartbeat_active: bool, uptime: flo
     }
 
 
+def node_stats(hub: Hub, counters: Counters, heartbeat_active: bool, uptime: float) -> Stats:
+    """One node's own stats: its totals and its rooms' member counts."""
+    totals = node_totals(len(hub.connections), counters, heartbeat_active, uptime)
+    return {**totals, "rooms": {name: len(members) for name, members in hub.rooms.items()}}
+
+
+def cluster_totals(totals: Totals, view: ClusterView, cluster: ClusterStats) -> Totals:
+    """``totals`` with the other nodes' connections added, and the cluster's figures."""
+    totals["connections"] += view.connection_count()
+    totals["node"] = cluster["node"]
+    totals["broker"] = cluster["broker"]
+    totals["undelivered"] = cluster["undelivered"]
+    totals["nodes"] = cluster["nodes"]
+    return totals
+
+
 def with_cluster(stats: Stats, view: ClusterView, cluster: ClusterStats) -> Stats:
     """``stats`` with the other nodes' connections and rooms added, and the cluster's figures."""
-    stats["connections"] += view.connection_count()
+    cluster_totals(stats, view, cluster)
     rooms = stats["rooms"]
     for room, size in view.room_sizes().items():
         rooms[room] = rooms.get(room, 0) + size
-    stats["node"] = cluster["node"]
-    stats["broker"] = cluster["broker"]
-    stats["undelivered"] = cluster["undelivered"]
-    stats["nodes"] = cluster["nodes"]
     return stats

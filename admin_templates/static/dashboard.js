@@ -107,6 +107,74 @@
     $("stat-uptime").textContent = fmtDuration(stats.uptime);
     $("stat-heartbeat").textContent = stats.heartbeatActive ? "on" : "off";
     renderRooms(rooms, stats.roomCount);
+    renderEvictions(stats.evictions);
+    renderNodes(stats);
+  }
+
+  function renderEvictions(evictions) {
+    var fragment = document.createDocumentFragment();
+    Object.keys(evictions).sort().forEach(function (reason) {
+      var row = el("tr");
+      row.dataset.reason = reason;
+      row.appendChild(el("td", null, reason.replace(/_/g, " ")));
+      row.appendChild(el("td", "num", fmtNumber(evictions[reason])));
+      fragment.appendChild(row);
+    });
+    $("evictions-table").tBodies[0].replaceChildren(fragment);
+  }
+
+  // stats.nodes is there only with scale-out: each live node's own figures.
+  function renderNodes(stats) {
+    var nodes = stats.nodes || {};
+    var ids = Object.keys(nodes).sort();
+    var fragment = document.createDocumentFragment();
+    ids.forEach(function (id) {
+      var node = nodes[id];
+      var row = el("tr", node.self ? "selected" : null);
+      row.dataset.node = id;
+      var idCell = el("td", "cell-id", shortId(id) + (node.self ? " (this node)" : ""));
+      idCell.title = id;
+      row.appendChild(idCell);
+      row.appendChild(el("td", "num", fmtNumber(node.connections)));
+      row.appendChild(el("td", "num", fmtNumber(node.rooms)));
+      row.appendChild(el("td", "num", fmtCompact(node.messagesIn)));
+      row.appendChild(el("td", "num", fmtCompact(node.messagesOut)));
+      row.appendChild(el("td", "num", fmtNumber(node.undelivered)));
+      row.appendChild(el("td", null, fmtDuration(node.uptime)));
+      fragment.appendChild(row);
+    });
+    $("nodes-table").tBodies[0].replaceChildren(fragment);
+    $("nodes-table").hidden = !ids.length;
+    $("nodes-empty").hidden = ids.length > 0;
+    $("nodes-hint").textContent = ids.length
+      ? fmtNumber(ids.length) + (ids.length === 1 ? " node" : " nodes") + " · broker " + stats.broker
+      : "";
+  }
+
+  // --- policies: fixed at startup, read once ------------------------------------------
+  var policiesShown = false;
+  function policyRow(policy, isDefault) {
+    var row = el("tr");
+    row.dataset.pattern = policy.pattern;
+    row.appendChild(el("td", "mono", isDefault ? policy.pattern + " (default)" : policy.pattern));
+    row.appendChild(el("td", null, !policy.presence ? "off" : policy.join_leave ? "on, diffs" : "on"));
+    row.appendChild(el("td", null, policy.presence_info.length ? policy.presence_info.join(", ") : "—"));
+    row.appendChild(el("td", "num", policy.history_size ? fmtNumber(policy.history_size) : "off"));
+    row.appendChild(el("td", "num", policy.history_size ? fmtDuration(policy.history_ttl) : "—"));
+    row.appendChild(el("td", null, policy.client_publish === "none" ? "no (server only)" : "members"));
+    row.appendChild(el("td", "num", policy.max_members ? fmtNumber(policy.max_members) : "no limit"));
+    return row;
+  }
+
+  function refreshPolicies() {
+    if (policiesShown) return Promise.resolve();
+    return api("policies").then(function (res) {
+      var fragment = document.createDocumentFragment();
+      res.data.policies.forEach(function (policy) { fragment.appendChild(policyRow(policy, false)); });
+      fragment.appendChild(policyRow(res.data.default, true));
+      $("policies-table").tBodies[0].replaceChildren(fragment);
+      policiesShown = true;
+    });
   }
 
   function renderRooms(rooms, total) {
@@ -363,7 +431,8 @@
       api("stats").then(function (res) { renderStats(res.data); }),
       api("connections?limit=50").then(function (res) { renderConnections(res.data); }),
       refreshRoom(),
-      refreshConnection()
+      refreshConnection(),
+      refreshPolicies()
     ]).then(function () { setLive("live"); }, function () { setLive("offline"); });
   }
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypedDict, TypeVar
 
 from ..manager import WebSocketManager
+from ..stats import Totals, cluster_totals, node_totals
 
 __all__ = [
     "SLICE",
@@ -134,22 +135,12 @@ async def members_page(
     return members, cursor, len(ids)
 
 
-def hub_totals(manager: WebSocketManager) -> dict[str, Any]:
-    """Everything ``get_stats()`` says except the per-room dict, without walking the rooms."""
-    counters = manager.counters
-    stats: dict[str, Any] = {
-        "connections": len(manager),
-        "heartbeatActive": manager.heartbeat_active,
-        "messagesIn": counters.messages_in,
-        "messagesOut": counters.messages_out,
-        "bytesOut": counters.bytes_out,
-        "evictions": dict(counters.evictions),
-        "handshakeRefusals": dict(counters.handshake_refusals),
-        "uptime": round(manager.uptime, 3),
-    }
+def hub_totals(manager: WebSocketManager) -> Totals:
+    """Everything ``get_stats()`` says except the per-room dict, without walking the rooms.
+
+    The same rule as :meth:`~lucent_ws.WebSocketManager.get_stats`
+    (:func:`lucent_ws.stats.node_totals`, :func:`lucent_ws.stats.cluster_totals`).
+    """
+    totals = node_totals(len(manager), manager.counters, manager.heartbeat_active, manager.uptime)
     cluster = manager.cluster.cluster_stats()
-    if cluster is not None:
-        stats["connections"] += manager.cluster.view.connection_count()
-        for key in ("node", "broker", "undelivered", "nodes"):
-            stats[key] = cluster[key]
-    return stats
+    return totals if cluster is None else cluster_totals(totals, manager.cluster.view, cluster)

@@ -28,6 +28,8 @@ __all__ = [
     "HistorySampleSchema",
     "HistorySchema",
     "PageQuerySchema",
+    "PoliciesSchema",
+    "PolicySchema",
     "RoomDetailSchema",
     "RoomListSchema",
     "RoomMemberSchema",
@@ -239,3 +241,35 @@ class DisconnectedSchema(Schema):
     """Answer of ``DELETE /connections/{id}``."""
 
     disconnected = fields.Boolean(required=True)
+
+
+class PolicySchema(Schema):
+    """A room policy (:class:`~lucent_ws.policy.RoomPolicy`)."""
+
+    pattern = fields.String(
+        required=True, metadata={"description": "an exact room name, or a prefix ending in `*`"}
+    )
+    presence = fields.Boolean(required=True, metadata={"description": "members may ask who is in"})
+    join_leave = fields.Boolean(required=True, metadata={"description": "send presence diffs"})
+    presence_info = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "metadata keys members may see of each other"},
+    )
+    history_size = fields.Integer(required=True, metadata={"description": "0: no history"})
+    history_ttl = fields.Float(required=True, metadata={"description": "seconds"})
+    client_publish = fields.String(
+        required=True,
+        validate=validate.OneOf(["members", "none"]),
+        metadata={"description": "`none`: a client's broadcast gets `publish_forbidden`"},
+    )
+    max_members = fields.Integer(required=True, metadata={"description": "0: no limit"})
+
+
+class PoliciesSchema(Schema):
+    """The room policies, exact names first, then prefixes longest first; and the default."""
+
+    policies = fields.List(fields.Nested(PolicySchema), required=True)
+    default = fields.Nested(
+        PolicySchema, required=True, metadata={"description": "what an unmatched room gets"}
+    )

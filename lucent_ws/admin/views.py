@@ -1,4 +1,4 @@
-"""The admin JSON API: stats, rooms, connections, broadcasts and direct sends."""
+"""The admin JSON API: stats, rooms, connections, policies, broadcasts and direct sends."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .openapi import build_spec
 from .rooms import decode_cursor, hub_totals, members_page, room_totals, rooms_page
 from .routing import RouteTable
 from .schemas import (
+    AdminStats,
     BroadcastRequestSchema,
     ConnectionDetailSchema,
     ConnectionListQuerySchema,
@@ -25,6 +26,7 @@ from .schemas import (
     ErrorSchema,
     HistorySchema,
     PageQuerySchema,
+    PoliciesSchema,
     RoomDetailSchema,
     RoomListSchema,
     SendRequestSchema,
@@ -48,6 +50,7 @@ _page_query_schema = PageQuerySchema()
 _stats_query_schema = StatsQuerySchema()
 _broadcast_schema = BroadcastRequestSchema()
 _send_schema = SendRequestSchema()
+_policies_schema = PoliciesSchema()
 
 _NOT_FOUND: dict[int, type[ErrorSchema] | str] = {404: ErrorSchema}
 _BAD_BODY: dict[int, Any] = {400: ErrorSchema, 422: ValidationErrorSchema}
@@ -92,10 +95,12 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[ADMIN_KEY]
     top = load_query(request, _stats_query_schema).get("top", state.top_rooms)
     totals = await room_totals(state.manager, top)
-    stats = hub_totals(state.manager)
-    stats["rooms"] = dict(totals["top"])
-    stats["roomCount"] = totals["rooms"]
-    stats["memberships"] = totals["memberships"]
+    stats: AdminStats = {
+        **hub_totals(state.manager),
+        "rooms": dict(totals["top"]),
+        "roomCount": totals["rooms"],
+        "memberships": totals["memberships"],
+    }
     return json_response(_stats_schema.dump(stats))
 
 
@@ -264,6 +269,26 @@ async def send(request: web.Request) -> web.StreamResponse:
     if not sent:
         return error_response(404, "not_found", f"No connection {body['id']!r}")
     return json_response({"delivered": 1})
+
+
+@api.route(
+    "GET",
+    "/policies",
+    summary="The room policies",
+    responses={200: PoliciesSchema},
+)
+async def get_policies(request: web.Request) -> web.StreamResponse:
+    """Each policy in the order rooms are matched (exact names, then the longest
+    prefix first), and the default policy of the rooms none matches."""
+    policies = _manager(request).policies
+    return json_response(
+        _policies_schema.dump(
+            {
+                "policies": [p.as_json() for p in policies if p is not policies.default],
+                "default": policies.default.as_json(),
+            }
+        )
+    )
 
 
 @api.route(

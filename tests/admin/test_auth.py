@@ -20,6 +20,7 @@ SAMPLE_PATHS = {
     "/rooms/{room:.+}": "rooms/lobby",
     "/connections": "connections",
     "/connections/{id}": "connections/abc",
+    "/policies": "policies",
     "/broadcast": "broadcast",
     "/send": "send",
     "/openapi.json": "openapi.json",
