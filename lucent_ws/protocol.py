@@ -14,7 +14,6 @@ its fields' annotations say what :func:`parse` accepts (the JSON type, whether
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,18 @@ from typing import Annotated, Any, Final, NamedTuple, Union, get_args, get_origi
 
 from . import jsoncodec
 from .errors import ProtocolError
+from .rules import (
+    MAX_PAYLOAD_DEPTH,
+    MAX_REF_LENGTH,
+    MAX_ROOM_LENGTH,
+    NO_ERRORS,
+    Rule,
+    check_limit,
+    check_payload_depth,
+    check_publish_id,
+    check_room,
+    check_since,
+)
 
 __all__ = [
     "MAX_PAYLOAD_DEPTH",
@@ -63,10 +74,6 @@ __all__ = [
 ]
 
 Ref = int | str
-MAX_ROOM_LENGTH: Final = 128
-MAX_REF_LENGTH: Final = 64
-MAX_PAYLOAD_DEPTH: Final = 128
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ErrorCode(StrEnum):
@@ -86,68 +93,6 @@ class ErrorCode(StrEnum):
     PRESENCE_DISABLED = "presence_disabled"
     HISTORY_DISABLED = "history_disabled"
     UNAVAILABLE = "unavailable"
-
-
-# --- rules -----------------------------------------------------------------------
-
-Rule = Callable[[Any], tuple[str, ...]]
-"""A field's rule: the errors of a value of the field's JSON type, ``()`` when valid."""
-
-_NO_ERRORS: Final[tuple[str, ...]] = ()
-
-
-def check_room(value: str) -> tuple[str, ...]:
-    """The errors of a room name: non-empty, at most 128 characters, no control characters.
-
-    The one room rule, for the wire protocol and the admin API alike.
-    """
-    if 0 < len(value) <= MAX_ROOM_LENGTH and _CONTROL_CHARS.search(value) is None:
-        return _NO_ERRORS
-    errors = []
-    if not 0 < len(value) <= MAX_ROOM_LENGTH:
-        errors.append(f"Length must be between 1 and {MAX_ROOM_LENGTH}.")
-    if _CONTROL_CHARS.search(value) is not None:
-        errors.append("Must not contain control characters.")
-    return tuple(errors)
-
-
-def check_payload_depth(value: Any) -> tuple[str, ...]:
-    """The error of a value nested deeper than MAX_PAYLOAD_DEPTH arrays/objects, if it is."""
-    if type(value) is not dict and type(value) is not list:
-        return _NO_ERRORS
-    level: list[Any] = [value]  # the arrays and objects at one depth, from 1
-    for _ in range(MAX_PAYLOAD_DEPTH):
-        deeper = []
-        for item in level:
-            for child in item.values() if type(item) is dict else item:
-                if type(child) is dict or type(child) is list:
-                    deeper.append(child)
-        if not deeper:
-            return _NO_ERRORS
-        level = deeper
-    return (f"Nested deeper than {MAX_PAYLOAD_DEPTH} levels.",)
-
-
-def check_since(value: dict[str, Any]) -> tuple[str, ...]:
-    """A history position: ``{"offset": N, "epoch": E}``, N a non-negative integer."""
-    offset, epoch = value.get("offset"), value.get("epoch")
-    if type(offset) is not int or offset < 0:
-        return ("offset must be a non-negative integer.",)
-    if not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_REF_LENGTH:
-        return (f"epoch must be a string of 1 to {MAX_REF_LENGTH} characters.",)
-    return _NO_ERRORS
-
-
-def check_publish_id(value: str) -> tuple[str, ...]:
-    """A publish id: 1 to 64 characters."""
-    if not 0 < len(value) <= MAX_REF_LENGTH:
-        return (f"Length must be between 1 and {MAX_REF_LENGTH}.",)
-    return _NO_ERRORS
-
-
-def check_limit(value: int) -> tuple[str, ...]:
-    """A positive count."""
-    return _NO_ERRORS if value > 0 else ("Must be greater than or equal to 1.",)
 
 
 Room = Annotated[str, check_room]
@@ -383,7 +328,7 @@ def parse(
         if type(value) is json_type or (
             json_type is None and value is not None and value is not _MISSING
         ):
-            problems = rule(value) if rule is not None else _NO_ERRORS
+            problems = rule(value) if rule is not None else NO_ERRORS
             if not problems:
                 values.append(value)
                 continue

@@ -27,6 +27,7 @@ PURE = [
     "hooks.py",
     "session.py",
     "protocol.py",
+    "rules.py",
     "frames.py",
     "jsoncodec.py",
     "broker/backend.py",
