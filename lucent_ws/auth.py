@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +34,7 @@ __all__ = [
     "CredentialReader",
     "Identity",
     "bearer_token",
+    "hide_offered_protocols",
     "jwt_authenticator",
     "same_secret",
     "secret_digest",
@@ -188,3 +190,20 @@ def jwt_authenticator(
         return _with_expiry(identity(claims), claims)
 
     return authenticate
+
+
+class _HideOfferedProtocols(logging.Filter):
+    """Redact the subprotocols aiohttp logs when none matches: they may carry a token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if "overlap server-known" in str(record.msg) and isinstance(args, tuple) and len(args) == 3:
+            record.args = (args[0], "[redacted]", args[2])
+        return True
+
+
+def hide_offered_protocols() -> None:
+    """Attach the filter to aiohttp's WebSocket logger once, when an endpoint is set up."""
+    ws_logger = logging.getLogger("aiohttp.websocket")
+    if not any(isinstance(f, _HideOfferedProtocols) for f in ws_logger.filters):
+        ws_logger.addFilter(_HideOfferedProtocols())

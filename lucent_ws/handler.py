@@ -18,7 +18,13 @@ from typing import TypedDict, TypeGuard, Unpack
 
 from aiohttp import WSMsgType, web
 
-from .auth import BEARER_SUBPROTOCOL, EXPIRES_AT, Authenticator, Identity
+from .auth import (
+    BEARER_SUBPROTOCOL,
+    EXPIRES_AT,
+    Authenticator,
+    Identity,
+    hide_offered_protocols,
+)
 from .codes import CloseCode, EvictionReason
 from .config import HeartbeatConfig, Limits
 from .envelope import V1, V2
@@ -258,23 +264,6 @@ def _is_time(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-class _HideOfferedProtocols(logging.Filter):
-    """Redact the subprotocols aiohttp logs when none matches: they may carry a token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if "overlap server-known" in str(record.msg) and isinstance(args, tuple) and len(args) == 3:
-            record.args = (args[0], "[redacted]", args[2])
-        return True
-
-
-def _hide_offered_protocols() -> None:
-    """Attach the filter to aiohttp's WebSocket logger once, when an endpoint is set up."""
-    ws_logger = logging.getLogger("aiohttp.websocket")
-    if not any(isinstance(f, _HideOfferedProtocols) for f in ws_logger.filters):
-        ws_logger.addFilter(_HideOfferedProtocols())
-
-
 def websocket_response(limits: Limits, close_timeout: float) -> web.WebSocketResponse:
     """The ``WebSocketResponse`` every lucent_ws endpoint upgrades with.
 
@@ -347,7 +336,7 @@ def websocket_handler(**options: Unpack[EndpointOptions]) -> Handler:
 
 def build_endpoint(**options: Unpack[EndpointOptions]) -> WebSocketHandler:
     """The endpoint behind :func:`websocket_handler`, for callers that need its state."""
-    _hide_offered_protocols()
+    hide_offered_protocols()
     manager = _serve(options.get("manager"), options.get("heartbeat"), options.get("policies"))
     return WebSocketHandler(
         manager=manager,
