@@ -30,6 +30,7 @@ from .hosts import LOOPBACK_HOSTS, is_loopback
 from .keys import MANAGER_KEY
 from .manager import WebSocketManager
 from .pending import GuardedSite
+from .streams import DEFAULT_HISTORY_MAX_BYTES, DEFAULT_RECOVER_MAX
 from .version import __version__
 
 __all__ = ["Settings", "build_app", "main", "parse_args"]
@@ -156,6 +157,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--rate-burst", int, limits.rate_burst, "inbound burst per connection")
     add("--max-outbound-buffer", int, limits.max_outbound_buffer, "outbound bytes per peer")
     add("--max-connections", int, limits.max_connections, "connections at once")
+    add("--history-max-bytes", int, DEFAULT_HISTORY_MAX_BYTES, "history bytes kept, all rooms")
+    add("--recover-max", int, DEFAULT_RECOVER_MAX, "missed messages a rejoin may replay")
     add(
         "--redis-url",
         str,
@@ -209,6 +212,10 @@ class Settings:
     header_timeout: float
     max_pending: int
     loop: str
+    history_max_bytes: int = DEFAULT_HISTORY_MAX_BYTES
+    """The node-wide byte cap of the rooms' histories."""
+    recover_max: int = DEFAULT_RECOVER_MAX
+    """Missed messages a rejoin with ``since`` may replay."""
     warnings: tuple[str, ...] = ()
     """Things to warn about once logging is set up."""
 
@@ -224,6 +231,10 @@ class Settings:
             )
         if ns.header_timeout <= 0 or ns.max_pending <= 0:
             raise ConfigurationError("--header-timeout and --max-pending must be positive")
+        if ns.history_max_bytes <= 0 or ns.recover_max < 0:
+            raise ConfigurationError(
+                "--history-max-bytes must be positive and --recover-max not negative"
+            )
         return cls(
             host=ns.host,
             port=ns.port,
@@ -256,6 +267,8 @@ class Settings:
             header_timeout=ns.header_timeout,
             max_pending=ns.max_pending,
             loop=ns.loop,
+            history_max_bytes=ns.history_max_bytes,
+            recover_max=ns.recover_max,
             warnings=tuple(warnings),
         )
 
@@ -295,7 +308,12 @@ def build_app(settings: Settings | argparse.Namespace) -> web.Application:
     """The app the command line describes. Raises ConfigurationError for bad values."""
     if isinstance(settings, argparse.Namespace):
         settings = Settings.from_args(settings)
-    manager = WebSocketManager(heartbeat=settings.heartbeat, close_timeout=settings.close_timeout)
+    manager = WebSocketManager(
+        heartbeat=settings.heartbeat,
+        close_timeout=settings.close_timeout,
+        history_max_bytes=settings.history_max_bytes,
+        recover_max=settings.recover_max,
+    )
     return create_app(
         settings.path,
         manager=manager,
