@@ -35,6 +35,8 @@ def build_app(settings: Settings | argparse.Namespace) -> web.Application:
         heartbeat=settings.heartbeat,
         close_timeout=settings.close_timeout,
         policies=settings.policies,
+        history_max_bytes=settings.history_max_bytes,
+        recover_max=settings.recover_max,
     )
     return create_app(
         settings.path,

@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 from .config import HeartbeatConfig, Limits
 from .configfile import ConfigFile, load_config
 from .errors import ConfigurationError
+from .streams import DEFAULT_HISTORY_MAX_BYTES, DEFAULT_RECOVER_MAX
 from .version import __version__
 
 __all__ = ["ENV_PREFIX", "build_parser", "env_name", "parse_args"]
@@ -162,6 +163,8 @@ def build_parser(file_values: Mapping[str, Any] | None = None) -> argparse.Argum
     add("--rate-burst", int, limits.rate_burst, "inbound burst per connection")
     add("--max-outbound-buffer", int, limits.max_outbound_buffer, "outbound bytes per peer")
     add("--max-connections", int, limits.max_connections, "connections at once")
+    add("--history-max-bytes", int, DEFAULT_HISTORY_MAX_BYTES, "history bytes kept, all rooms")
+    add("--recover-max", int, DEFAULT_RECOVER_MAX, "missed messages a rejoin may replay")
     add("--redis-url", str, None, "share rooms with other nodes through this Redis", secret=True)
     add("--redis-prefix", str, "lucent_ws", "Redis key prefix, so apps can share one Redis")
     add("--lease", float, 15.0, "seconds a dead node stays in the cluster's membership")

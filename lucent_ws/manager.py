@@ -23,6 +23,14 @@ from .node import Node
 from .policy import Policies, RoomPolicy
 from .replica import RemoteConnection
 from .stats import Stats, with_cluster
+from .streams import (
+    DEFAULT_HISTORY_MAX_BYTES,
+    DEFAULT_RECOVER_MAX,
+    HistoryPage,
+    Published,
+    Streams,
+    since_of,
+)
 
 __all__ = ["WebSocketManager", "ws_manager"]
 
@@ -36,7 +44,10 @@ class WebSocketManager(Node):
     by itself with the first connection. ``close_timeout`` bounds each
     graceful close before the socket is aborted. ``policies`` are the room
     policies (:class:`~lucent_ws.policy.RoomPolicy`; unmatched rooms get the
-    default, no rules). Send methods never block and never raise for a dead or
+    default, no rules). Rooms whose policy has ``history_size`` keep their
+    messages (at most ``history_max_bytes`` for the whole node) and replay at
+    most ``recover_max`` of them to a client that rejoins with ``since``
+    (see :mod:`lucent_ws.streams`). Send methods never block and never raise for a dead or
     slow peer; they return what they queued. They must be called on the event
     loop thread.
     """
@@ -48,10 +59,14 @@ class WebSocketManager(Node):
         close_timeout: float = 2.0,
         policies: Iterable[RoomPolicy] | Policies = (),
         clock: Callable[[], float] = time.monotonic,
+        history_max_bytes: int = DEFAULT_HISTORY_MAX_BYTES,
+        recover_max: int = DEFAULT_RECOVER_MAX,
     ) -> None:
         super().__init__(heartbeat=heartbeat, close_timeout=close_timeout, clock=clock)
         self.policies = policies if isinstance(policies, Policies) else Policies(policies)
         """The room policies (:class:`~lucent_ws.policy.Policies`)."""
+        self.streams = Streams(history_max_bytes, recover_max)
+        """The history of the rooms with ``history_size`` (:class:`~lucent_ws.streams.Streams`)."""
         self._handlers: dict[str, MessageHandler] = {}
 
     # --- cluster -----------------------------------------------------------------
@@ -135,9 +150,51 @@ class WebSocketManager(Node):
 
     def publish(self, message: RoomMessage, exclude: Iterable[str] = ()) -> int:
         """Deliver a room message here and on every other node; the recipients."""
+        if self.policies.for_room(message.room).history_size:
+            return self.publish_tracked(message, exclude).delivered
         excluded = _as_set(exclude)
         count = self._delivery.room(message, excluded)
         return count + self._cluster.publish_room(message, excluded)
+
+    # --- history -------------------------------------------------------------------
+
+    def publish_tracked(
+        self, message: RoomMessage, exclude: Iterable[str] = (), publish_id: str | None = None
+    ) -> Published:
+        """Like :meth:`publish`, answering the message's offset and epoch in a history room.
+
+        A ``publish_id`` already published in the room's history window publishes
+        nothing and answers the original offset with ``duplicate=True``.
+        """
+        policy = self.policies.for_room(message.room)
+        excluded = _as_set(exclude)
+        if not policy.history_size:
+            count = self._delivery.room(message, excluded)
+            return Published(count + self._cluster.publish_room(message, excluded))
+        stamped, duplicate = self.streams.stamp(message, policy, publish_id)
+        if duplicate:
+            return Published(0, stamped.offset, stamped.epoch, True)
+        count = self._delivery.room(stamped, excluded)
+        count += self._cluster.publish_room(stamped, excluded)
+        return Published(count, stamped.offset, stamped.epoch)
+
+    def get_history(
+        self,
+        room: str,
+        since: Mapping[str, Any] | tuple[int, str] | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
+        """A room's kept messages (v2 envelopes, oldest first), its epoch and top offset.
+
+        ``since`` (``{"offset": N, "epoch": E}`` or ``(N, E)``): the messages after
+        it, at most ``limit`` (in another epoch: every kept one); without it, the
+        newest ``limit`` (default: all kept). Raises
+        :class:`~lucent_ws.errors.ConfigurationError` for a room without history.
+        """
+        policy = self.policies.for_room(room)
+        if not policy.history_size:
+            raise ConfigurationError(f"room {room!r} keeps no history")
+        return self.streams.history_page(room, policy, since_of(since), limit)
 
     def broadcast_all(self, payload: Any, *, exclude: Iterable[str] = ()) -> int:
         """Queue ``payload`` for every connection not in ``exclude``; returns the count."""

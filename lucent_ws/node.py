@@ -189,6 +189,10 @@ class Node:
         """Fan encoded JSON out to every connection on this node only."""
         return self._delivery.everyone(data, exclude)
 
+    def headroom(self, conn: Connection) -> int:
+        """Bytes a connection may still be queued before it is evicted as a slow consumer."""
+        return self._outbox.headroom(conn)
+
     def flush(self) -> None:
         """Write every connection's pending frames now, one write per connection."""
         self._outbox.flush()

@@ -183,6 +183,13 @@ class Outbox:
                 continue
             self.write(conn, data)
 
+    def headroom(self, conn: Connection) -> int:
+        """Bytes ``conn`` may still be queued before it counts as a slow consumer."""
+        queued = sum(map(len, conn._pending))
+        if not conn._transport.is_closing():
+            queued += conn._transport.get_write_buffer_size()
+        return max(0, conn._max_buffer - queued)
+
     def write(self, conn: Connection, data: bytes) -> None:
         """Write ``data`` to ``conn`` now; hand it to ``on_overflow`` if its buffer is full."""
         transport = conn._transport

@@ -62,9 +62,12 @@ __all__ = [
     "check_room",
     "check_since",
     "encode_ack",
+    "encode_ack_at",
     "encode_connected",
     "encode_error",
+    "encode_history",
     "encode_joined",
+    "encode_joined_at",
     "encode_left",
     "encode_message",
     "encode_pong",
@@ -399,6 +402,57 @@ def encode_message(room: str, sender: str, payload: Any) -> bytes:
 def encode_ack(ref: Ref, delivered: int) -> bytes:
     """``{"type": "ack", "ref": REF, "delivered": N}`` for a broadcast with ``ref``."""
     return jsoncodec.dumps({"type": "ack", "ref": ref, "delivered": delivered})
+
+
+# --- history (section 10) --------------------------------------------------------
+
+
+def encode_joined_at(
+    room: str,
+    epoch: str,
+    offset: int,
+    ref: Ref | None = None,
+    *,
+    recovered: bool | None = None,
+    missed: int = 0,
+    reason: str | None = None,
+) -> bytes:
+    """``joined`` in a history room: ``epoch``, ``offset`` and, after a ``since``,
+    ``recovered``, ``missed`` and (when not recovered) ``reason``."""
+    message: dict[str, Any] = {"type": "joined", "room": room, "epoch": epoch, "offset": offset}
+    if recovered is not None:
+        message["recovered"] = recovered
+        message["missed"] = missed
+        if reason is not None:
+            message["reason"] = reason
+    return _with_ref(message, ref)
+
+
+def encode_ack_at(
+    ref: Ref, delivered: int, offset: int, epoch: str, *, duplicate: bool = False
+) -> bytes:
+    """``ack`` of a broadcast in a history room: its ``offset`` and ``epoch``;
+    ``duplicate: true`` when its id was already published (nothing was sent)."""
+    message: dict[str, Any] = {
+        "type": "ack",
+        "ref": ref,
+        "delivered": delivered,
+        "offset": offset,
+        "epoch": epoch,
+    }
+    if duplicate:
+        message["duplicate"] = True
+    return jsoncodec.dumps(message)
+
+
+def encode_history(
+    room: str, epoch: str, offset: int, messages: bytes, ref: Ref | None = None
+) -> bytes:
+    """``{"type":"history","room":R,"epoch":E,"offset":TOP,"messages":[...]}``;
+    ``messages`` is the already-encoded JSON array of envelopes."""
+    head = jsoncodec.dumps({"type": "history", "room": room, "epoch": epoch, "offset": offset})
+    tail = b"}" if ref is None else b',"ref":' + jsoncodec.dumps(ref) + b"}"
+    return head[:-1] + b',"messages":' + messages + tail
 
 
 def encode_pong(ref: Ref | None = None) -> bytes:

@@ -16,8 +16,9 @@ from . import jsoncodec, protocol
 from .codes import CloseCode, EvictionReason
 from .config import Limits
 from .connection import Connection
-from .envelope import RoomMessage
+from .envelope import V2, RoomMessage
 from .errors import ProtocolError
+from .history_requests import ack, answer_history, join_history_room
 from .hooks import Hooks, call
 from .manager import WebSocketManager
 from .protocol import (
@@ -201,17 +202,20 @@ class Session:
                 raise ProtocolError(
                     ErrorCode.PRESENCE_DISABLED, f"Room '{room}' has no presence", ref
                 )
-            case History(room=room, ref=ref):
-                raise ProtocolError(
-                    ErrorCode.HISTORY_DISABLED, f"Room '{room}' has no history", ref
-                )
+            case History():
+                self._reply(answer_history(self.manager, self.conn, message))
             case AppMessage():
                 await self._application(message)
 
     async def _join(self, message: Join) -> None:
         conn, room, ref = self.conn, message.room, message.ref
+        policy = self.manager.policies.for_room(room)
+        history = policy.history_size > 0 and conn.version == V2
         if room in conn.rooms:
-            self._reply(protocol.encode_joined(room, ref))
+            if history:
+                join_history_room(self.manager, conn, message, policy)
+            else:
+                self._reply(protocol.encode_joined(room, ref))
             return
         if len(conn.rooms) >= self.limits.max_rooms:
             raise ProtocolError(
@@ -226,11 +230,14 @@ class Session:
                 return  # closed while the hook ran: never a zombie member
             if not allowed:
                 raise ProtocolError(ErrorCode.FORBIDDEN, f"Access denied to room '{room}'", ref)
-        limit = self.manager.policies.for_room(room).max_members
+        limit = policy.max_members
         if limit and self.manager.room_size(room) >= limit:
             raise ProtocolError(
                 ErrorCode.ROOM_FULL, f"Room '{room}' is full: at most {limit} members", ref
             )
+        if history:
+            join_history_room(self.manager, conn, message, policy)
+            return
         self.manager.join_room(conn.id, room)
         self._reply(protocol.encode_joined(room, ref))
 
@@ -252,9 +259,11 @@ class Session:
             if not self.open or room not in conn.rooms:
                 return  # closed or left while the hook ran
         data = jsoncodec.dumps(payload)
-        delivered = self.manager.publish(RoomMessage(room, data, conn.id), (conn.id,))
+        published = self.manager.publish_tracked(
+            RoomMessage(room, data, conn.id), (conn.id,), message.id
+        )
         if ref is not None:
-            self._reply(protocol.encode_ack(ref, delivered))
+            self._reply(ack(ref, published))
 
     async def _application(self, message: AppMessage) -> None:
         handler = self.manager.message_handlers[message.type]

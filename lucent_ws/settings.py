@@ -12,6 +12,7 @@ from .config import HeartbeatConfig, Limits
 from .errors import ConfigurationError
 from .hosts import LOOPBACK_HOSTS, is_loopback
 from .policy import Policies
+from .streams import DEFAULT_HISTORY_MAX_BYTES, DEFAULT_RECOVER_MAX
 
 __all__ = ["Settings"]
 
@@ -44,6 +45,10 @@ class Settings:
     loop: str
     backlog: int = 2048
     """Connections the kernel queues before they are accepted (``listen()``)."""
+    history_max_bytes: int = DEFAULT_HISTORY_MAX_BYTES
+    """The node-wide byte cap of the rooms' histories."""
+    recover_max: int = DEFAULT_RECOVER_MAX
+    """Missed messages a rejoin with ``since`` may replay."""
     policies: Policies = field(default_factory=Policies)
     """The room policies of the config file's ``[[rooms]]`` tables."""
     warnings: tuple[str, ...] = ()
@@ -63,6 +68,10 @@ class Settings:
             raise ConfigurationError("--header-timeout and --max-pending must be positive")
         if ns.backlog <= 0:
             raise ConfigurationError("--backlog must be positive")
+        if ns.history_max_bytes <= 0 or ns.recover_max < 0:
+            raise ConfigurationError(
+                "--history-max-bytes must be positive and --recover-max not negative"
+            )
         return cls(
             host=ns.host,
             port=ns.port,
@@ -96,6 +105,8 @@ class Settings:
             max_pending=ns.max_pending,
             loop=ns.loop,
             backlog=ns.backlog,
+            history_max_bytes=ns.history_max_bytes,
+            recover_max=ns.recover_max,
             policies=getattr(ns, "policies", None) or Policies(),
             warnings=tuple(warnings),
         )

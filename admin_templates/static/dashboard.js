@@ -227,7 +227,7 @@
       if (!res.ok) {
         $("room-hint").textContent = "this room is empty now";
         body.replaceChildren();
-        return;
+        return refreshRoomMessages(name);
       }
       var shown = res.data.members.length, total = res.data.total;
       $("room-hint").textContent = (shown < total ? "first " + shown + " of " : "") +
@@ -244,6 +244,27 @@
         fragment.appendChild(row);
       });
       body.replaceChildren(fragment);
+      return refreshRoomMessages(name);
+    });
+  }
+
+  // A room with history: its newest kept messages (404 where the room keeps none).
+  function refreshRoomMessages(name) {
+    return api("rooms/" + encodeURIComponent(name) + "/history?limit=20").then(function (res) {
+      if (name !== selectedRoom) return;
+      $("room-history").hidden = !res.ok;
+      if (!res.ok) return;
+      $("history-position").textContent = "offset " + fmtNumber(res.data.offset) +
+        " · epoch " + res.data.epoch;
+      var fragment = document.createDocumentFragment();
+      res.data.messages.slice().reverse().forEach(function (message) {
+        var row = el("tr");
+        row.appendChild(el("td", "num", String(message.offset)));
+        row.appendChild(el("td", "cell-id", message.from === null ? "server" : shortId(message.from)));
+        row.appendChild(el("td", "cell-meta", json(message.payload)));
+        fragment.appendChild(row);
+      });
+      $("history-table").tBodies[0].replaceChildren(fragment);
     });
   }
 

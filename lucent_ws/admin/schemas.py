@@ -31,6 +31,8 @@ __all__ = [
     "PoliciesSchema",
     "PolicySchema",
     "RoomDetailSchema",
+    "RoomHistoryQuerySchema",
+    "RoomHistorySchema",
     "RoomListSchema",
     "RoomMemberSchema",
     "RoomSummarySchema",
@@ -235,6 +237,34 @@ class DeliveredSchema(Schema):
     """How many connections the payload was queued for."""
 
     delivered = fields.Integer(required=True)
+    offset = fields.Integer(metadata={"description": "its offset (rooms with history only)"})
+    epoch = fields.String(metadata={"description": "its room's epoch (rooms with history only)"})
+
+
+class RoomHistoryQuerySchema(Schema):
+    """Query of ``GET /rooms/{room}/history``."""
+
+    limit = fields.Integer(
+        validate=validate.Range(min=1, max=10_000),
+        metadata={"description": "at most this many (after `since`: the oldest; else the newest)"},
+    )
+    since = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={"description": "only the messages after this offset (needs `epoch`)"},
+    )
+    epoch = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the epoch `since` belongs to; another one means every kept"},
+    )
+
+
+class RoomHistorySchema(Schema):
+    """A room's kept messages, oldest first, as v2 clients receive them."""
+
+    room = fields.String(required=True)
+    epoch = fields.String(required=True)
+    offset = fields.Integer(required=True, metadata={"description": "the room's top offset"})
+    messages = fields.List(fields.Dict(), required=True)
 
 
 class DisconnectedSchema(Schema):

@@ -7,7 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import jsoncodec
 from ..connection import Connection
+from ..envelope import RoomMessage
 from ..manager import WebSocketManager
 from . import metrics
 from .http import BadRequest, error_response, json_response, load_body, load_query, unencodable
@@ -28,6 +30,8 @@ from .schemas import (
     PageQuerySchema,
     PoliciesSchema,
     RoomDetailSchema,
+    RoomHistoryQuerySchema,
+    RoomHistorySchema,
     RoomListSchema,
     SendRequestSchema,
     StatsQuerySchema,
@@ -51,6 +55,7 @@ _stats_query_schema = StatsQuerySchema()
 _broadcast_schema = BroadcastRequestSchema()
 _send_schema = SendRequestSchema()
 _policies_schema = PoliciesSchema()
+_room_history_query_schema = RoomHistoryQuerySchema()
 
 _NOT_FOUND: dict[int, type[ErrorSchema] | str] = {404: ErrorSchema}
 _BAD_BODY: dict[int, Any] = {400: ErrorSchema, 422: ValidationErrorSchema}
@@ -153,6 +158,29 @@ async def list_rooms(request: web.Request) -> web.StreamResponse:
 
 @api.route(
     "GET",
+    "/rooms/{room:.+}/history",
+    summary="A room's kept messages (rooms with history only)",
+    query=RoomHistoryQuerySchema,
+    responses={200: RoomHistorySchema, 422: ValidationErrorSchema, **_NOT_FOUND},
+)
+async def get_room_history(request: web.Request) -> web.StreamResponse:
+    """The messages as v2 clients get them, oldest first; 404 where the room keeps none."""
+    manager = _manager(request)
+    room = request.match_info["room"]
+    query = load_query(request, _room_history_query_schema)
+    if not manager.policies.for_room(room).history_size:
+        return error_response(404, "not_found", f"Room {room!r} keeps no history")
+    since = None
+    if "since" in query:
+        since = (query["since"], query.get("epoch", ""))
+    page = manager.get_history(room, since=since, limit=query.get("limit"))
+    return json_response(
+        {"room": room, "epoch": page.epoch, "offset": page.offset, "messages": page.messages}
+    )
+
+
+@api.route(
+    "GET",
     "/rooms/{room:.+}",
     summary="A room's members and their metadata, a page at a time",
     query=PageQuerySchema,
@@ -246,7 +274,17 @@ async def broadcast(request: web.Request) -> web.StreamResponse:
         if room is None:
             delivered = manager.broadcast_all(body["payload"], exclude=body["excluded"])
         else:
-            delivered = manager.broadcast_to_room(room, body["payload"], exclude=body["excluded"])
+            data = jsoncodec.dumps(body["payload"])
+            published = manager.publish_tracked(RoomMessage(room, data), body["excluded"])
+            if published.offset is not None:
+                return json_response(
+                    {
+                        "delivered": published.delivered,
+                        "offset": published.offset,
+                        "epoch": published.epoch,
+                    }
+                )
+            delivered = published.delivered
     except TypeError as exc:
         raise unencodable(exc) from None
     return json_response({"delivered": delivered})

@@ -18,6 +18,7 @@ SAMPLE_PATHS = {
     "/stats/history": "stats/history",
     "/rooms": "rooms",
     "/rooms/{room:.+}": "rooms/lobby",
+    "/rooms/{room:.+}/history": "rooms/lobby/history",
     "/connections": "connections",
     "/connections/{id}": "connections/abc",
     "/policies": "policies",

@@ -1,0 +1,82 @@
+"""The client requests of history rooms: ``join`` with a position, ``history``, ``ack`` (pure).
+
+The session hands these over for v2 connections in rooms whose policy has
+``history_size``. A join runs synchronously from the recovery to the last
+replayed frame: no live message of the room can be queued for the client in
+between, so the replay and the live messages that follow it hold every offset
+once, in order (the broker path merges them by offset, see
+:mod:`lucent_ws.resume`).
+"""
+
+from __future__ import annotations
+
+from . import protocol
+from .connection import Connection
+from .errors import ProtocolError
+from .manager import WebSocketManager
+from .policy import RoomPolicy
+from .protocol import ErrorCode, History, Join, Ref
+from .streams import Published, since_of
+
+__all__ = ["ack", "answer_history", "join_history_room"]
+
+
+def join_history_room(
+    manager: WebSocketManager, conn: Connection, message: Join, policy: RoomPolicy
+) -> None:
+    """Join ``conn`` to a history room; reply ``joined`` with its position, then the replay.
+
+    Without ``since`` (or already a member), ``joined`` carries the room's epoch
+    and top offset. With it, the missed messages are replayed all or not at all:
+    at most the manager's ``recover_max`` of them, and at most half of what the
+    connection may still queue, so a replay never makes it a slow consumer.
+    """
+    room, ref, streams = message.room, message.ref, manager.streams
+    since = since_of(message.since)
+    if since is None or room in conn.rooms:
+        position = streams.position(room, policy)
+        manager.join_room(conn.id, room)
+        manager.send_encoded(conn, protocol.encode_joined_at(room, *position, ref))
+        return
+    result, frames = streams.recover(room, policy, since, manager.headroom(conn) // 2)
+    manager.join_room(conn.id, room)
+    reason = None if result.reason is None else str(result.reason)
+    manager.send_encoded(
+        conn,
+        protocol.encode_joined_at(
+            room,
+            result.epoch,
+            result.offset,
+            ref,
+            recovered=result.recovered,
+            missed=result.missed,
+            reason=reason,
+        ),
+    )
+    for frame in frames:
+        manager.send_encoded(conn, frame)
+
+
+def answer_history(manager: WebSocketManager, conn: Connection, message: History) -> bytes:
+    """The ``history`` answer for a member of a history room."""
+    room, ref = message.room, message.ref
+    policy = manager.policies.for_room(room)
+    if not policy.history_size:
+        raise ProtocolError(ErrorCode.HISTORY_DISABLED, f"Room '{room}' has no history", ref)
+    if room not in conn.rooms:
+        raise ProtocolError(ErrorCode.NOT_MEMBER, f"Not a member of room '{room}'", ref)
+    position, messages = manager.streams.page(room, policy, since_of(message.since), message.limit)
+    return protocol.encode_history(room, position.epoch, position.offset, messages, ref)
+
+
+def ack(ref: Ref, published: Published) -> bytes:
+    """The ``ack`` of a broadcast: with its position in a history room."""
+    if published.offset is None or published.epoch is None:
+        return protocol.encode_ack(ref, published.delivered)
+    return protocol.encode_ack_at(
+        ref,
+        published.delivered,
+        published.offset,
+        published.epoch,
+        duplicate=published.duplicate,
+    )
