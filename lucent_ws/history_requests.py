@@ -10,7 +10,7 @@ once, in order (the broker path merges them by offset, see
 
 from __future__ import annotations
 
-from . import protocol
+from . import replies
 from .connection import Connection
 from .errors import ProtocolError
 from .manager import WebSocketManager
@@ -36,14 +36,14 @@ def join_history_room(
     if since is None or room in conn.rooms:
         position = streams.position(room, policy)
         manager.join_room(conn.id, room)
-        manager.send_encoded(conn, protocol.encode_joined_at(room, *position, ref))
+        manager.send_encoded(conn, replies.encode_joined_at(room, *position, ref))
         return
     result, frames = streams.recover(room, policy, since, manager.headroom(conn) // 2)
     manager.join_room(conn.id, room)
     reason = None if result.reason is None else str(result.reason)
     manager.send_encoded(
         conn,
-        protocol.encode_joined_at(
+        replies.encode_joined_at(
             room,
             result.epoch,
             result.offset,
@@ -66,14 +66,14 @@ def answer_history(manager: WebSocketManager, conn: Connection, message: History
     if room not in conn.rooms:
         raise ProtocolError(ErrorCode.NOT_MEMBER, f"Not a member of room '{room}'", ref)
     position, messages = manager.streams.page(room, policy, since_of(message.since), message.limit)
-    return protocol.encode_history(room, position.epoch, position.offset, messages, ref)
+    return replies.encode_history(room, position.epoch, position.offset, messages, ref)
 
 
 def ack(ref: Ref, published: Published) -> bytes:
     """The ``ack`` of a broadcast: with its position in a history room."""
     if published.offset is None or published.epoch is None:
-        return protocol.encode_ack(ref, published.delivered)
-    return protocol.encode_ack_at(
+        return replies.encode_ack(ref, published.delivered)
+    return replies.encode_ack_at(
         ref,
         published.delivered,
         published.offset,

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from . import protocol
+from . import replies
 from .closing import Closer
 from .cluster import Cluster, SingleNode
 from .codes import CloseCode, EvictionReason
@@ -44,7 +44,7 @@ __all__ = ["Node"]
 
 logger = logging.getLogger("lucent_ws.node")
 
-_HEARTBEAT_FRAME: Final = text_frame(protocol.PING) + PING_FRAME
+_HEARTBEAT_FRAME: Final = text_frame(replies.PING) + PING_FRAME
 
 
 class Node:
@@ -115,7 +115,7 @@ class Node:
         beat = self._heartbeat.config
         timing = None if beat is None else (beat.interval, beat.timeout)
         self._outbox.open(conn)
-        self._outbox.send(conn, text_frame(protocol.encode_connected(conn_id, version, timing)))
+        self._outbox.send(conn, text_frame(replies.encode_connected(conn_id, version, timing)))
         self._hub.add(conn)
         self._cluster.connected(conn)
         if self._heartbeat.config is not None and not self._heartbeat.active:

@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from typing import Final
 
-from . import jsoncodec, protocol
+from . import jsoncodec, protocol, replies
 from .codes import CloseCode, EvictionReason
 from .config import Limits
 from .connection import Connection
@@ -99,7 +99,7 @@ class Session:
 
     def _error(self, code: str, message: str, ref: Ref | None = None) -> None:
         """Send one error reply and charge it to the error budget."""
-        self._reply(protocol.encode_error(code, message, ref))
+        self._reply(replies.encode_error(code, message, ref))
         now = self.manager.now()
         errors = self._errors
         if errors is None:
@@ -191,11 +191,11 @@ class Session:
                 await self._join(message)
             case Leave(room=room, ref=ref):
                 left = self.manager.leave_room(self.conn.id, room)
-                self._reply(protocol.encode_left(room, ref))
+                self._reply(replies.encode_left(room, ref))
                 if left and self._hooks.on_leave_room is not None:
                     await call(self._hooks.on_leave_room, room, self.conn)
             case Ping(ref=ref):
-                self._reply(protocol.encode_pong(ref))
+                self._reply(replies.encode_pong(ref))
             case Pong():
                 pass  # liveness was recorded on arrival
             case Presence(room=room, ref=ref):
@@ -215,7 +215,7 @@ class Session:
             if history:
                 join_history_room(self.manager, conn, message, policy)
             else:
-                self._reply(protocol.encode_joined(room, ref))
+                self._reply(replies.encode_joined(room, ref))
             return
         if len(conn.rooms) >= self.limits.max_rooms:
             raise ProtocolError(
@@ -239,7 +239,7 @@ class Session:
             join_history_room(self.manager, conn, message, policy)
             return
         self.manager.join_room(conn.id, room)
-        self._reply(protocol.encode_joined(room, ref))
+        self._reply(replies.encode_joined(room, ref))
 
     async def _broadcast(self, message: Broadcast) -> None:
         conn, room, ref = self.conn, message.room, message.ref
@@ -269,7 +269,7 @@ class Session:
         handler = self.manager.message_handlers[message.type]
         result = await call(handler, self.conn, message.data)
         if self.open and (result is not None or message.ref is not None):
-            self._reply(protocol.encode_reply(message.ref, result))
+            self._reply(replies.encode_reply(message.ref, result))
 
 
 def _kind(message: protocol.ClientMessage | AppMessage) -> str:

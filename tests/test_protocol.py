@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lucent_ws import jsoncodec, protocol
+from lucent_ws import jsoncodec, protocol, replies
 from lucent_ws.errors import ProtocolError
 from lucent_ws.protocol import Broadcast, Join, Leave, Ping, Pong
 
@@ -74,17 +74,17 @@ def test_unknown_type_message_names_the_type() -> None:
 
 
 def test_encoders_put_type_first_and_echo_ref() -> None:
-    assert protocol.encode_joined("r", 1) == b'{"type":"joined","room":"r","ref":1}'
-    assert protocol.encode_left("r") == b'{"type":"left","room":"r"}'
-    assert protocol.encode_pong("x") == b'{"type":"pong","ref":"x"}'
-    assert protocol.encode_ack(3, 2) == b'{"type":"ack","ref":3,"delivered":2}'
-    assert jsoncodec.loads(protocol.encode_error("forbidden", "Access denied to room 'r'", 9)) == {
+    assert replies.encode_joined("r", 1) == b'{"type":"joined","room":"r","ref":1}'
+    assert replies.encode_left("r") == b'{"type":"left","room":"r"}'
+    assert replies.encode_pong("x") == b'{"type":"pong","ref":"x"}'
+    assert replies.encode_ack(3, 2) == b'{"type":"ack","ref":3,"delivered":2}'
+    assert jsoncodec.loads(replies.encode_error("forbidden", "Access denied to room 'r'", 9)) == {
         "type": "error",
         "code": "forbidden",
         "message": "Access denied to room 'r'",
         "ref": 9,
     }
-    assert jsoncodec.loads(protocol.encode_message("r", "id1", [1, {"a": None}])) == {
+    assert jsoncodec.loads(replies.encode_message("r", "id1", [1, {"a": None}])) == {
         "type": "message",
         "room": "r",
         "from": "id1",

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lucent_ws import jsoncodec, protocol
+from lucent_ws import jsoncodec, protocol, replies
 from lucent_ws.errors import ProtocolError
 from lucent_ws.protocol import (
     MAX_PAYLOAD_DEPTH,
@@ -271,5 +271,5 @@ def test_error_codes_encode_as_plain_strings(code: ErrorCode) -> None:
     assert json.dumps({"code": code}) == json.dumps({"code": plain})
     for dumps in (jsoncodec.dumps, jsoncodec.std_dumps):
         assert dumps({"code": code}) == f'{{"code":"{plain}"}}'.encode()
-    assert protocol.encode_error(code, "m", 1) == protocol.encode_error(plain, "m", 1)
+    assert replies.encode_error(code, "m", 1) == replies.encode_error(plain, "m", 1)
     assert f"{code}" == plain

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lucent_ws import WebSocketManager, create_app, jsoncodec, protocol
+from lucent_ws import WebSocketManager, create_app, jsoncodec, protocol, replies
 from lucent_ws.config import Limits
 from lucent_ws.errors import ProtocolError
 
@@ -96,7 +96,7 @@ def expected_reply(fault: str | bytes, member_of: set[str]) -> tuple[str, Any]:
     if message.room not in member_of:
         return "not_member", message.ref
     try:
-        protocol.encode_message(message.room, "x", message.payload)
+        replies.encode_message(message.room, "x", message.payload)
     except TypeError:
         return "invalid_message", message.ref
     raise AssertionError(f"not a fault: {fault[:80]!r}")
