@@ -24,6 +24,8 @@ from aiohttp import web
 from .accesslog import SafeAccessLogger
 from .admin.auth import announce_generated_token, generate_token
 from .app import create_app, drain, mount_admin
+from .client_cli import COMMANDS as CLIENT_COMMANDS
+from .client_cli import main as client_main
 from .config import HeartbeatConfig, Limits
 from .errors import ConfigurationError
 from .hosts import LOOPBACK_HOSTS, is_loopback
@@ -410,7 +412,10 @@ async def serve(app: web.Application, settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server; returns the process exit code."""
+    """Run the server (or ``listen``/``publish``); returns the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in CLIENT_COMMANDS:  # lucent_ws/client_cli.py
+        return client_main(args)
     ns = parse_args(argv)
     logging.basicConfig(
         level=ns.log_level.upper(),
