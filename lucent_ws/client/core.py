@@ -373,7 +373,9 @@ class Client:
             except (Disconnected, RequestTimeout, ConnectionClosed):
                 pass  # the next connection tries again
 
-        await asyncio.gather(*(rejoin(room) for room in list(self.rooms.values())))
+        # Rooms never joined yet are being joined by their own join() call.
+        rooms = [room for room in self.rooms.values() if room.ever_joined]
+        await asyncio.gather(*(rejoin(room) for room in rooms))
 
     def _on_frame(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> float | None:
         """Handle one frame in arrival order; a drain hint's window, if it was one."""
@@ -390,7 +392,7 @@ class Client:
             room = self.rooms.get(str(frame.get("room")))
             if room is not None:
                 recovery = room.position.on_joined(frame, room.asked_since)
-                room.joined = True
+                room.joined = room.ever_joined = True
                 if recovery is not None:
                     self._emit(
                         ClientEvent(
@@ -401,10 +403,14 @@ class Client:
                             reason=recovery.reason,
                         )
                     )
-        elif kind == "presence_diff":
+        elif kind in ("presence", "presence_diff"):
+            # Applied here, in arrival order: a diff right behind a snapshot stays applied.
             room = self.rooms.get(str(frame.get("room")))
             if room is not None:
-                room.presence.apply(frame)
+                if kind == "presence":
+                    room.presence.reset(frame)
+                else:
+                    room.presence.apply(frame)
         ref = frame.get("ref")
         if isinstance(ref, int) and ref in self._pending:
             future, publish_id = self._pending.pop(ref)

@@ -81,6 +81,7 @@ export class Room extends Stream {
     this.wantsPresence = presence;
     this.joined = false;
     this._askedSince = false;
+    this._everJoined = false;
   }
   since() {
     return this.epoch !== null && this.offset !== null ? { offset: this.offset, epoch: this.epoch } : null;
@@ -92,7 +93,7 @@ export class Room extends Stream {
       this.epoch = frame.epoch;
       this.offset = frame.offset;
     }
-    this.joined = true;
+    this.joined = this._everJoined = true;
     if (!asked) return null;
     return {
       room: this.name,
@@ -156,8 +157,8 @@ export class Room extends Stream {
   }
   /** Fetch the full presence (rejects with RequestFailed `presence_disabled` where off). */
   async refreshPresence({ timeout } = {}) {
-    this._presenceReset(await this._client._call({ type: "presence", room: this.name }, timeout));
-    return this.presence;
+    await this._client._call({ type: "presence", room: this.name }, timeout);
+    return this.presence; // the client applied the answer in arrival order
   }
   /** Leave: no re-join any more, and iteration ends. */
   leave(options) {
@@ -414,14 +415,18 @@ export class Client {
         else this._lost(event.code || ABNORMAL, Date.now() - this._upSince);
       },
     };
+    // Node's WebSocket fires only "error" for a refused handshake; browsers fire both.
+    ws._lucent.error = () => setTimeout(() => ws._lucent.close({ code: ABNORMAL }), 0);
     ws.addEventListener("message", ws._lucent.message);
     ws.addEventListener("close", ws._lucent.close);
+    ws.addEventListener("error", ws._lucent.error);
   }
 
   _detach(ws) {
     if (ws._lucent) {
       ws.removeEventListener("message", ws._lucent.message);
       ws.removeEventListener("close", ws._lucent.close);
+      ws.removeEventListener("error", ws._lucent.error);
     }
     clearTimeout(this._watchdog);
     this._watchdog = null;
@@ -460,7 +465,8 @@ export class Client {
     this.state = "connected";
     this._emit({ kind: "connected", id: this.id });
     this._releaseWaiters(null);
-    for (const room of [...this.rooms.values()]) {
+    // Rooms never joined yet are being joined by their own join() call.
+    for (const room of [...this.rooms.values()].filter((r) => r._everJoined)) {
       this._join(room).catch((err) => {
         if (err instanceof RequestFailed && this.rooms.get(room.name) === room) {
           this.rooms.delete(room.name);
@@ -496,9 +502,10 @@ export class Client {
         this._savePositions();
         if (recovery) this._emit({ kind: "recovered", ...recovery });
       }
-    } else if (kind === "presence_diff") {
+    } else if (kind === "presence" || kind === "presence_diff") {
       const room = this.rooms.get(frame.room);
-      if (room) room._presenceApply(frame);
+      if (room && kind === "presence") room._presenceReset(frame);
+      else if (room) room._presenceApply(frame);
     }
     if (Number.isInteger(frame.ref) && this._pending.has(frame.ref)) {
       const p = this._pending.get(frame.ref);

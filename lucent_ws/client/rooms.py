@@ -64,6 +64,7 @@ class Room(Stream):
         self.joined = False
         """True while the current connection is a member."""
         self.asked_since = False
+        self.ever_joined = False
 
     @property
     def epoch(self) -> str | None:
@@ -112,9 +113,8 @@ class Room(Stream):
 
     async def refresh_presence(self, *, timeout: float | None = None) -> PresenceState:
         """Fetch the full presence (``presence_disabled`` raises ``RequestFailed``)."""
-        reply = await self._client.call({"type": "presence", "room": self.name}, timeout)
-        self.presence.reset(reply)
-        return self.presence
+        await self._client.call({"type": "presence", "room": self.name}, timeout)
+        return self.presence  # the client applied the answer in arrival order
 
     async def leave(self, *, timeout: float | None = None) -> None:
         """Leave the room: no re-join any more, and ``async for`` ends."""
