@@ -141,8 +141,11 @@ async def test_reconnect_cycles_leave_no_task_timer_or_socket_behind() -> None:
         f"{cycles} cycles: tasks {tasks1}->{tasks2} (before {tasks0}, after close {tasks3}); "
         f"fds {fds1}->{fds2} (before {fds0}, after close {fds3}); timers {timers1}->{timers2}"
     )
-    assert tasks2 == tasks1 and fds2 == fds1 and timers2 <= timers1
-    assert tasks3 <= tasks0 and fds3 <= fds0
+    assert tasks2 == tasks1
+    assert fds2 == fds1
+    assert timers2 <= timers1
+    assert tasks3 <= tasks0
+    assert fds3 <= fds0
 
 
 async def test_backoff_delays_are_uniform_over_the_full_jitter_window() -> None:
@@ -153,7 +156,8 @@ async def test_backoff_delays_are_uniform_over_the_full_jitter_window() -> None:
 
     def on_event(event: ClientEvent) -> None:
         if event.kind == "connecting" and event.attempt:
-            assert event.delay is not None and event.attempt is not None
+            assert event.delay is not None
+            assert event.attempt is not None
             delays.append((event.delay, event.attempt - 1))
 
     client = Client(f"ws://127.0.0.1:{free_port()}/ws", backoff=backoff, on_event=on_event)
