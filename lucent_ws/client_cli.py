@@ -29,14 +29,17 @@ COMMANDS = frozenset({"listen", "publish"})
 
 
 def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--token", default=os.environ.get("LUCENT_WS_TOKEN"), help="bearer token")
+    common.add_argument("--timeout", type=float, default=5.0, help="request timeout (s)")
     parser = argparse.ArgumentParser(prog="lucent-ws", description="Watch or publish to rooms.")
-    parser.add_argument("--token", default=os.environ.get("LUCENT_WS_TOKEN"), help="bearer token")
-    parser.add_argument("--timeout", type=float, default=5.0, help="request timeout (s)")
     sub = parser.add_subparsers(dest="command", required=True)
-    listen = sub.add_parser("listen", help="print the rooms' messages as JSON lines")
+    listen = sub.add_parser(
+        "listen", parents=[common], help="print the rooms' messages as JSON lines"
+    )
     listen.add_argument("url")
     listen.add_argument("rooms", nargs="+", metavar="ROOM")
-    publish = sub.add_parser("publish", help="publish one JSON payload to a room")
+    publish = sub.add_parser("publish", parents=[common], help="publish one JSON payload")
     publish.add_argument("url")
     publish.add_argument("room")
     publish.add_argument("payload", help="JSON")
