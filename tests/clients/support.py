@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,10 +28,20 @@ def ks_critical(n: int) -> float:
 
 
 @asynccontextmanager
-async def local_hub(manager: WebSocketManager, **kwargs: Any) -> AsyncIterator[str]:
-    """``create_app(manager=...)`` served on 127.0.0.1; yields its ws:// URL."""
+async def local_hub(
+    manager: WebSocketManager,
+    *,
+    extra: Callable[[web.Application], None] | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[str]:
+    """``create_app(manager=...)`` served on 127.0.0.1; yields its ws:// URL.
+
+    ``extra(app)`` may add routes before it starts.
+    """
     kwargs.setdefault("limits", Limits(rate_limit=0))
     app = create_app(manager=manager, admin=False, **kwargs)
+    if extra is not None:
+        extra(app)
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

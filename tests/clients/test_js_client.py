@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from lucent_ws import EvictionReason, WebSocketManager
 from lucent_ws.client import Client
@@ -146,3 +148,32 @@ async def test_js_backoff_delays_are_uniform_over_the_full_jitter_window() -> No
     print(f"JS KS D={d:.4f} over n={len(normalised)}, critical {critical:.4f} (alpha 0.01)")
     assert d < critical
     assert ks_uniform([x / 2 for x in normalised]) > critical
+
+
+def readme_page() -> str:
+    text = (HERE.parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Official clients", 1)[1]
+    match = re.search(r"```html\n(.*?)```", section, re.DOTALL)
+    assert match, "no HTML block under 'Official clients'"
+    return match.group(1)
+
+
+async def test_readme_browser_page_works_as_printed(page: Any) -> None:
+    html = readme_page()
+    lines = [line for line in html.splitlines() if line.strip()]
+    print(f"README page: {len(lines)} lines")
+    assert len(lines) <= 10
+
+    async def serve_page(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    manager = WebSocketManager(heartbeat=None, close_timeout=1.0)
+    async with local_hub(
+        manager, extra=lambda app: app.router.add_get("/page.html", serve_page)
+    ) as url:
+        await page.goto(url.replace("ws://", "http://").removesuffix("/ws") + "/page.html")
+        await wait_until(lambda: manager.get_room_members("posts"), 10, "the page joined")
+        manager.broadcast_to_room("posts", {"type": "post:created", "doc": {"id": 1}})
+        await page.wait_for_function("document.getElementById('log').textContent.length > 0")
+        shown = await page.evaluate("document.getElementById('log').textContent")
+    assert shown == '{"type":"post:created","doc":{"id":1}}\n'
