@@ -9,6 +9,8 @@ Steps of a connection script (``cases.json``):
   ``"$any"`` matches any value, ``"$absent"`` a missing key; its ``ref`` is remembered
 - ``{"send": FRAME}``: send FRAME, with ``"$ref"`` replaced by the remembered ref
 - ``{"close": CODE}``, ``{"drop": true}`` (abort, no close frame), ``{"sleep": S}``
+- ``{"pings": {"every": S, "min": N}}``: a JSON ping every S seconds until the client
+  closes, each answered by a pong, at least N of them
 - at the end the connection is held (frames read and ignored) until the client closes.
 
 A plain GET (the JavaScript client's probe after a failed handshake) gets the status
@@ -119,11 +121,32 @@ class FakeHub:
                     return ws
                 elif "sleep" in step:
                     await asyncio.sleep(step["sleep"])
+                elif "pings" in step:
+                    await self._pings(ws, step["pings"]["every"], step["pings"]["min"])
+                    return ws
             while await self._next(ws) is not None:
                 pass
         except ConnectionError:
             pass
         return ws
+
+    async def _pings(self, ws: web.WebSocketResponse, every: float, least: int) -> None:
+        """Send a JSON ping every ``every`` s until the client closes; each needs a pong."""
+        answered = 0
+        while not ws.closed:
+            await asyncio.sleep(every)
+            try:
+                await ws.send_json({"type": "ping"})
+            except ConnectionError:
+                break
+            frame = await self._next(ws, keep_pong=True)
+            if frame is None:
+                break
+            if frame != {"type": "pong"}:
+                self.fail(f"got {frame}, expected a pong")
+            answered += 1
+        if answered < least:
+            self.fail(f"{answered} pongs, expected at least {least}")
 
     @staticmethod
     async def _next(ws: web.WebSocketResponse, keep_pong: bool = False) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,9 @@ START_PAGE_CLIENT = """async (url) => {
 }"""
 
 
-@pytest.fixture
-async def page() -> AsyncIterator[Any]:
+@asynccontextmanager
+async def browser_page() -> AsyncIterator[Any]:
+    """A page of a fresh Chromium (Playwright)."""
     require(shutil.which("chromium") and os.path.exists(CHROMIUM), "chromium")  # noqa: ASYNC240
     require(importlib.util.find_spec("playwright"), "the playwright package")
     import playwright.async_api as playwright_api
@@ -56,6 +58,12 @@ async def page() -> AsyncIterator[Any]:
             yield await browser.new_page()
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Any]:
+    async with browser_page() as opened:
+        yield opened
 
 
 async def kinds(page: Any) -> list[str]:
@@ -177,3 +185,33 @@ async def test_readme_browser_page_works_as_printed(page: Any) -> None:
         await page.wait_for_function("document.getElementById('log').textContent.length > 0")
         shown = await page.evaluate("document.getElementById('log').textContent")
     assert shown == '{"type":"post:created","doc":{"id":1}}\n'
+
+
+async def test_chromium_online_event_cuts_a_long_reconnect_wait_short(page: Any) -> None:
+    manager = WebSocketManager(heartbeat=None, close_timeout=1.0)
+    async with local_hub(manager) as url:
+        await page.goto(url.replace("ws://", "http://") + "/client.js")
+        first = await page.evaluate(
+            START_PAGE_CLIENT.replace("base: 50, cap: 400", "base: 60000, cap: 60000"), url
+        )
+        # The next wait: 0.9 x 60 s; the early attempt then jitters with Math.random again.
+        await page.evaluate(
+            "() => { window.client.backoff.attempt = 5; let once = true;"
+            " window.client.random = () => (once ? ((once = false), 0.9) : Math.random()); }"
+        )
+        manager.evict(first, 1013, EvictionReason.SLOW_CONSUMER, "Slow consumer")
+        await page.wait_for_function("window.client.state === 'connecting'", timeout=5000)
+        delay = await page.evaluate(
+            "window.events.filter((e) => e.kind === 'connecting').pop().delay"
+        )
+        await page.evaluate("window.dispatchEvent(new Event('online'))")
+        await page.wait_for_function("window.client.state === 'connected'", timeout=3000)
+        woke = await page.evaluate(
+            "window.events.filter((e) => e.kind === 'connecting').pop().delay"
+        )
+    print(f"backoff wait {delay:.0f} ms; after 'online' the attempt came within {woke:.0f} ms")
+    assert delay == 54000
+    assert woke <= 1000
+
+
+LAST_DELAY = "window.events.filter((e) => e.kind === 'connecting').pop().delay"
