@@ -12,8 +12,10 @@ from aiohttp import web
 from lucent_ws import WebSocketManager, create_app
 from lucent_ws.config import Limits
 
-KS_ALPHA_001 = 1.628
-"""Kolmogorov-Smirnov critical value coefficient at alpha = 0.01: D > 1.628 / sqrt(n) rejects."""
+KS_ALPHA_0001 = 1.949
+"""Kolmogorov-Smirnov critical value coefficient at alpha = 0.001: D > 1.949 / sqrt(n) rejects.
+
+(A true uniform sample fails one run in a thousand.)"""
 
 
 def ks_uniform(samples: Sequence[float]) -> float:
@@ -24,7 +26,7 @@ def ks_uniform(samples: Sequence[float]) -> float:
 
 
 def ks_critical(n: int) -> float:
-    return KS_ALPHA_001 / math.sqrt(n)
+    return KS_ALPHA_0001 / math.sqrt(n)
 
 
 @asynccontextmanager

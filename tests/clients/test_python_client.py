@@ -167,7 +167,7 @@ async def test_backoff_delays_are_uniform_over_the_full_jitter_window() -> None:
     normalised = [delay / backoff.window(attempt) for delay, attempt in delays]
     assert all(0 <= x <= 1 for x in normalised)
     d, critical = ks_uniform(normalised), ks_critical(len(normalised))
-    print(f"KS D={d:.4f} over n={len(normalised)}, critical {critical:.4f} (alpha 0.01)")
+    print(f"KS D={d:.4f} over n={len(normalised)}, critical {critical:.4f} (alpha 0.001)")
     assert d < critical
     # The statistic can fail: the same delays squeezed into half the window are rejected.
     assert ks_uniform([x / 2 for x in normalised]) > critical
