@@ -27,6 +27,7 @@ __all__ = ["Client", "ClientEvent", "TokenGetter"]
 logger = logging.getLogger("lucent_ws.client")
 
 TokenGetter = Callable[[], "str | Awaitable[str | None] | None"]
+"""``get_token()``, sync or async: a bearer token, or None for none."""
 EventKind = Literal["connecting", "connected", "disconnected", "recovered", "closed", "left"]
 State = Literal["idle", "connecting", "connected", "closed"]
 
