@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Unpack
 
 from aiohttp import web
 
+from .clientjs import announce_reconnect, client_js
 from .codes import CloseCode
 from .errors import ConfigurationError
 from .handler import EndpointOptions, WebSocketHandler, build_endpoint
@@ -24,6 +25,7 @@ def setup(
     *,
     path: str = "/ws",
     broker: Cluster | None = None,
+    reconnect_within: float = 5.0,
     **options: Unpack[EndpointOptions],
 ) -> WebSocketHandler:
     """Add the WebSocket endpoint to an existing app, like the original plugin.
@@ -35,13 +37,17 @@ def setup(
     connection with 1001 and at cleanup stops the manager's heartbeat (the
     manager owns its timing: see ``heartbeat`` in the options). With a ``broker``
     (scale-out, see :mod:`lucent_ws.broker`) the app starts it at startup and
-    stops it at cleanup. Returns the handler.
+    stops it at cleanup. Also serves the JavaScript client at ``{path}/client.js``;
+    at shutdown v2 clients first get ``{"type":"reconnect","within":S}``
+    (``reconnect_within`` seconds, 0: no hint). Returns the handler.
     """
     handler = build_endpoint(**options)
+    handler.state.reconnect_within = reconnect_within
     app[MANAGER_KEY] = handler.manager
     app[HANDLER_KEY] = handler
     app[STATE_KEY] = handler.state
     app.router.add_get(path, handler.handle, name="lucent_ws")
+    app.router.add_get(path.rstrip("/") + "/client.js", client_js, name="lucent_ws_client_js")
     app.on_shutdown.append(drain)
     app.on_cleanup.append(_stop_heartbeat)
     if broker is not None:
@@ -59,6 +65,7 @@ def create_app(
     lease: float = 15.0,
     broker: Cluster | None = None,
     trust_proxy: bool = False,
+    reconnect_within: float = 5.0,
     **options: Unpack[EndpointOptions],
 ) -> web.Application:
     """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.
@@ -83,7 +90,7 @@ def create_app(
             ) from None
         broker = RedisBroker(redis_url, prefix=redis_prefix, lease=lease)
     app = web.Application()
-    setup(app, path=path, broker=broker, **options)
+    setup(app, path=path, broker=broker, reconnect_within=reconnect_within, **options)
     if admin:
         mount_admin(
             app,
@@ -127,9 +134,13 @@ async def drain(app: web.Application) -> None:
     """Refuse new handshakes (503) and close every connection with 1001, in parallel.
 
     Each socket gets the manager's ``close_timeout``; stuck ones are aborted.
+    v2 connections first get the drain hint ``{"type":"reconnect","within":S}``.
     Runs by itself on app shutdown; call it earlier to drain before stopping.
     """
-    app[STATE_KEY].draining = True
+    state = app[STATE_KEY]
+    state.draining = True
+    if state.reconnect_within > 0:
+        announce_reconnect(app[MANAGER_KEY], state.reconnect_within)
     await app[MANAGER_KEY].close_all(CloseCode.GOING_AWAY, "Server shutting down")
 
 

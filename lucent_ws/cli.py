@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from .app import create_app
+from .client_cli import COMMANDS as CLIENT_COMMANDS
+from .client_cli import main as client_main
 from .errors import ConfigurationError
 from .flags import parse_args
 from .manager import WebSocketManager
@@ -55,7 +57,10 @@ def build_app(settings: Settings | argparse.Namespace) -> web.Application:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server; returns the process exit code."""
+    """Run the server (or ``listen``/``publish``); returns the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in CLIENT_COMMANDS:  # lucent_ws/client_cli.py
+        return client_main(args)
     ns = parse_args(argv)
     logging.basicConfig(
         level=ns.log_level.upper(),

@@ -12,7 +12,12 @@
     │   ├── AuthenticationFailed    401, missing or invalid credentials
     │   ├── UnsupportedVersion      400, ``?v=`` names no protocol version
     │   └── ServiceUnavailable      503, connection limit reached or draining
-    └── BrokerError             the cross-node broker failed (scale-out)
+    ├── BrokerError             the cross-node broker failed (scale-out)
+    └── ClientError             raised by the official client (:mod:`lucent_ws.client`)
+        ├── RequestFailed           the server answered a request with an error
+        ├── RequestTimeout          no answer within the request's timeout
+        ├── Disconnected            the connection dropped before the answer
+        └── ConnectionClosed        the client stopped for good (kick, 1008, 401, 403, close())
 """
 
 from __future__ import annotations
@@ -20,13 +25,18 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationFailed",
     "BrokerError",
+    "ClientError",
     "ConfigurationError",
+    "ConnectionClosed",
+    "Disconnected",
     "Forbidden",
     "HandshakeError",
     "HostRejected",
     "LucentWSError",
     "OriginRejected",
     "ProtocolError",
+    "RequestFailed",
+    "RequestTimeout",
     "ServiceUnavailable",
     "UnsupportedVersion",
 ]
@@ -113,3 +123,43 @@ class ServiceUnavailable(HandshakeError):
 
 class BrokerError(LucentWSError):
     """The cross-node broker could not carry a message."""
+
+
+# --- the official client ---------------------------------------------------------------
+
+
+class ClientError(LucentWSError):
+    """Base of the errors of :mod:`lucent_ws.client`.
+
+    ``publish_id`` is the ``id`` of the publish that failed, if it was one:
+    publishing again with the same id is published at most once.
+    """
+
+    def __init__(self, message: str, *, publish_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.publish_id = publish_id
+
+
+class RequestFailed(ClientError):
+    """The server answered a request with ``{"type": "error"}``; ``code`` is its code."""
+
+    def __init__(self, code: str, message: str, *, publish_id: str | None = None) -> None:
+        super().__init__(f"{code}: {message}", publish_id=publish_id)
+        self.code = code
+
+
+class RequestTimeout(ClientError):
+    """No answer within the request's timeout; it may or may not have been handled."""
+
+
+class Disconnected(ClientError):
+    """The connection dropped (or was not up) before the answer; never resent."""
+
+
+class ConnectionClosed(ClientError):
+    """The client stopped for good; ``code`` is the close code or HTTP status, if any."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code

@@ -78,6 +78,8 @@ class HubState:
     """True once shutdown began: new handshakes get 503."""
     handshakes: int = 0
     """Handshakes in progress, counted against the connection limit."""
+    reconnect_within: float = 5.0
+    """The drain hint's window (seconds) sent to v2 clients before 1001; 0: none."""
 
 
 @dataclass(frozen=True, slots=True)

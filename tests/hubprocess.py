@@ -41,10 +41,13 @@ class HubProcess:
 
 @asynccontextmanager
 async def hub_process(
-    *args: str, tmp_path: Path, env: dict[str, str] | None = None
+    *args: str, tmp_path: Path, env: dict[str, str] | None = None, port: int | None = None
 ) -> AsyncIterator[HubProcess]:
-    """Start ``run.py --port FREE *args``; wait until it prints its URL; kill it at the end."""
-    port = free_port()
+    """Start ``run.py --port FREE *args``; wait until it prints its URL; kill it at the end.
+
+    ``port`` reuses a given port (a restart of the same hub).
+    """
+    port = port or free_port()
     stderr_path = tmp_path / f"hub-{port}.stderr"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with stderr_path.open("wb") as stderr:

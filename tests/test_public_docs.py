@@ -29,6 +29,7 @@ PUBLIC_MODULES = (
     "lucent_ws.broker",
     "lucent_ws.broker.redis",
     "lucent_ws.broker.memory",
+    "lucent_ws.client",
 )
 """Modules whose ``__all__`` is public API; the reference names things through them."""
 
