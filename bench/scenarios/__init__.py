@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from bench.scenario import Scenario
-from bench.scenarios import admin, churn, cluster, fanout, heartbeat, idle, latency, sweep
+from bench.scenarios import (
+    admin,
+    churn,
+    cluster,
+    fanout,
+    heartbeat,
+    history,
+    idle,
+    latency,
+    sweep,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -16,5 +26,6 @@ SCENARIOS: dict[str, Scenario] = {
         heartbeat.SCENARIO,
         sweep.SCENARIO,
         cluster.SCENARIO,
+        history.SCENARIO,
     )
 }
