@@ -10,6 +10,7 @@ from bench.scenarios import (
     fanout,
     fanout_v2,
     heartbeat,
+    history,
     idle,
     latency,
     sweep,
@@ -27,5 +28,6 @@ SCENARIOS: dict[str, Scenario] = {
         heartbeat.SCENARIO,
         sweep.SCENARIO,
         cluster.SCENARIO,
+        history.SCENARIO,
     )
 }
