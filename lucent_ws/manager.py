@@ -40,6 +40,7 @@ from .hooks import MessageHandler
 from .hub import Hub
 from .outbox import Outbox
 from .policy import Policies, RoomPolicy
+from .presence_hub import PresenceSnapshot, PresenceTracker
 from .replica import RemoteConnection
 from .stats import Counters, Stats, node_stats, with_cluster
 
@@ -87,6 +88,9 @@ class WebSocketManager:
             clock=clock,
         )
         self._cluster: Cluster = SingleNode()
+        self._presence = PresenceTracker(
+            self._hub, self._policy_of, lambda conns, frame: self._outbox.fanout(conns, frame, [])
+        )
         self._clock = clock
         self._started = clock()
 
@@ -103,6 +107,7 @@ class WebSocketManager:
         Brokers attach themselves when they start; see :mod:`lucent_ws.broker`.
         """
         self._cluster = cluster if cluster is not None else SingleNode()
+        self._presence.attach(self._cluster.view)
 
     def get_remote_connection(self, conn_id: str) -> RemoteConnection | None:
         """The connection with this id on another node (id, node, rooms, meta), or None."""
@@ -160,6 +165,8 @@ class WebSocketManager:
         if conn is None:
             return None
         self._cluster.removed(conn_id, conn.rooms)
+        if self.policies:
+            self._presence_changed(conn.rooms)
         conn.rooms.clear()
         conn.meta.clear()
         return conn, self._outbox.close(conn)
@@ -191,6 +198,8 @@ class WebSocketManager:
         if conn is None or not self._hub.join(conn, room):
             return False
         self._cluster.joined(conn_id, room)
+        if self.policies:
+            self._presence_changed((room,))
         return True
 
     def leave_room(self, conn_id: str, room: str) -> bool:
@@ -199,6 +208,8 @@ class WebSocketManager:
         if conn is None or not self._hub.leave(conn, room):
             return False
         self._cluster.left(conn_id, room)
+        if self.policies:
+            self._presence_changed((room,))
         return True
 
     def get_room_members(self, room: str) -> list[str]:
@@ -315,6 +326,32 @@ class WebSocketManager:
         """The application message handlers by type."""
         return self._handlers
 
+    # --- presence -------------------------------------------------------------------
+
+    def _policy_of(self, room: str) -> RoomPolicy:
+        return self.policies.for_room(room)
+
+    def _presence_changed(self, rooms: Iterable[str]) -> None:
+        for room in rooms:
+            if self.policies.for_room(room).join_leave:
+                self._presence.touch(room)
+
+    @property
+    def presence(self) -> PresenceTracker:
+        """The presence of the rooms whose policy has ``presence``, cluster-wide."""
+        return self._presence
+
+    def get_presence(self, room: str) -> PresenceSnapshot | None:
+        """Who is in ``room``, cluster-wide: ``{"count": N, "members": {KEY: [...]}}``.
+
+        KEY is a member's ``userId`` metadata, else its connection id; each
+        entry is ``{"id": ID, "info": {...}}`` with only the metadata keys the
+        policy's ``presence_info`` lists. None if the room's policy has no presence.
+        """
+        if not self.policies.for_room(room).presence:
+            return None
+        return self._presence.presence(room)
+
     # --- metadata ------------------------------------------------------------------
 
     def set_meta(self, conn_id: str, key: str, value: Any) -> bool:
@@ -324,6 +361,8 @@ class WebSocketManager:
             return False
         conn.meta[key] = value
         self._cluster.meta_changed(conn)
+        if self.policies:
+            self._presence_changed(conn.rooms)
         return True
 
     def get_meta(self, conn_id: str, key: str, default: Any = None) -> Any:
