@@ -167,7 +167,7 @@ class PresenceTracker:
         wait: float | None = None
         for room in list(self._dirty):
             left = self.interval - self._since_sent(room)
-            if left > 0:
+            if left > 0.001:  # below that, float rounding could re-arm the timer forever
                 wait = left if wait is None else min(wait, left)
             else:
                 self._flush(room)
