@@ -25,6 +25,7 @@ from .schemas import (
     ErrorSchema,
     HistorySchema,
     PageQuerySchema,
+    PresenceSchema,
     RoomDetailSchema,
     RoomListSchema,
     SendRequestSchema,
@@ -144,6 +145,24 @@ async def list_rooms(request: web.Request) -> web.StreamResponse:
     return json_response(
         {"rooms": [{"name": n, "members": c} for n, c in page], "total": total, "next": cursor}
     )
+
+
+@api.route(
+    "GET",
+    "/rooms/{room:.+}/presence",
+    summary="Who is in a presence room, grouped by user, cluster-wide",
+    responses={200: PresenceSchema, 409: ErrorSchema},
+)
+async def get_room_presence(request: web.Request) -> web.StreamResponse:
+    """The ``presence`` reply's shape; 409 ``presence_disabled`` without a presence policy.
+
+    Declared before the room route: a room whose name ends in ``/presence`` is read here.
+    """
+    room = request.match_info["room"]
+    presence = _manager(request).get_presence(room)
+    if presence is None:
+        return error_response(409, "presence_disabled", f"Room {room!r} has no presence")
+    return json_response({"room": room, **presence})
 
 
 @api.route(

@@ -18,6 +18,7 @@ SAMPLE_PATHS = {
     "/stats/history": "stats/history",
     "/rooms": "rooms",
     "/rooms/{room:.+}": "rooms/lobby",
+    "/rooms/{room:.+}/presence": "rooms/lobby/presence",
     "/connections": "connections",
     "/connections/{id}": "connections/abc",
     "/broadcast": "broadcast",
