@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from . import jsoncodec, protocol
+from .cluster import Cluster
 from .codes import CloseCode
 from .config import HeartbeatConfig
 from .envelope import RoomMessage
@@ -21,6 +22,7 @@ from .errors import ConfigurationError
 from .hooks import MessageHandler
 from .node import Node
 from .policy import Policies, RoomPolicy
+from .presence_hub import PresenceSnapshot, PresenceTracker
 from .replica import RemoteConnection
 from .stats import Stats, with_cluster
 from .streams import (
@@ -68,8 +70,21 @@ class WebSocketManager(Node):
         self.streams = Streams(history_max_bytes, recover_max)
         """The history of the rooms with ``history_size`` (:class:`~lucent_ws.streams.Streams`)."""
         self._handlers: dict[str, MessageHandler] = {}
+        self._presence = PresenceTracker(
+            self._hub,
+            lambda room: self.policies.for_room(room),
+            lambda conns, frame: self._outbox.fanout(conns, frame, []),
+        )
 
     # --- cluster -----------------------------------------------------------------
+
+    def attach_cluster(self, cluster: Cluster | None) -> None:
+        """Reach connections on other nodes through ``cluster`` (None: this node only).
+
+        Brokers attach themselves when they start; see :mod:`lucent_ws.broker`.
+        """
+        super().attach_cluster(cluster)
+        self._presence.attach(self._cluster.view)
 
     def get_remote_connection(self, conn_id: str) -> RemoteConnection | None:
         """The connection with this id on another node (id, node, rooms, meta), or None."""
@@ -83,6 +98,7 @@ class WebSocketManager(Node):
         if conn is None or not self._hub.join(conn, room):
             return False
         self._cluster.joined(conn_id, room)
+        self._membership_changed((room,))
         return True
 
     def leave_room(self, conn_id: str, room: str) -> bool:
@@ -91,6 +107,7 @@ class WebSocketManager(Node):
         if conn is None or not self._hub.leave(conn, room):
             return False
         self._cluster.left(conn_id, room)
+        self._membership_changed((room,))
         return True
 
     def get_room_members(self, room: str) -> list[str]:
@@ -226,6 +243,30 @@ class WebSocketManager(Node):
         """The application message handlers by type."""
         return self._handlers
 
+    # --- presence -------------------------------------------------------------------
+
+    def _membership_changed(self, rooms: Iterable[str]) -> None:
+        if self.policies:  # rooms without policies skip presence entirely
+            for room in rooms:
+                if self.policies.for_room(room).join_leave:
+                    self._presence.touch(room)
+
+    @property
+    def presence(self) -> PresenceTracker:
+        """The presence of the rooms whose policy has ``presence``, cluster-wide."""
+        return self._presence
+
+    def get_presence(self, room: str) -> PresenceSnapshot | None:
+        """Who is in ``room``, cluster-wide: ``{"count": N, "members": {KEY: [...]}}``.
+
+        KEY is a member's ``userId`` metadata, else its connection id; each
+        entry is ``{"id": ID, "info": {...}}`` with only the metadata keys the
+        policy's ``presence_info`` lists. None if the room's policy has no presence.
+        """
+        if not self.policies.for_room(room).presence:
+            return None
+        return self._presence.presence(room)
+
     # --- metadata ----------------------------------------------------------------
 
     def set_meta(self, conn_id: str, key: str, value: Any) -> bool:
@@ -235,6 +276,7 @@ class WebSocketManager(Node):
             return False
         conn.meta[key] = value
         self._cluster.meta_changed(conn)
+        self._membership_changed(conn.rooms)
         return True
 
     def get_meta(self, conn_id: str, key: str, default: Any = None) -> Any:

@@ -131,6 +131,7 @@ class Node:
         if conn is None:
             return None
         self._cluster.removed(conn_id, conn.rooms)
+        self._membership_changed(conn.rooms)
         conn.rooms.clear()
         conn.meta.clear()
         return conn, self._outbox.close(conn)
@@ -167,6 +168,9 @@ class Node:
         Brokers attach themselves when they start; see :mod:`lucent_ws.broker`.
         """
         self._cluster = cluster if cluster is not None else SingleNode()
+
+    def _membership_changed(self, rooms: Iterable[str]) -> None:
+        """Called when local members of ``rooms`` joined, left or changed metadata."""
 
     # --- local deliveries --------------------------------------------------------
 

@@ -78,6 +78,10 @@ class PresenceDiffer:
             return None
         return {"count": len(now), "joins": group(joins), "leaves": group(leaves)}
 
+    def announced(self, room: str) -> PresenceState:
+        """The presence last announced for ``room`` (empty if none)."""
+        return self._announced.get(room, {})
+
     def forget(self, room: str) -> None:
         """Drop what was announced for ``room`` (it has no more local subscribers)."""
         self._announced.pop(room, None)

@@ -255,6 +255,28 @@ class ClusterView:
                 members.extend(ids)
         return members
 
+    def room_records(self, room: str) -> list[tuple[str, Mapping[str, Any]]]:
+        """The room's members on other nodes, each with its metadata (presence reads it)."""
+        members: list[tuple[str, Mapping[str, Any]]] = []
+        for node in self.nodes():
+            ids = node.rooms.get(room)
+            if ids:
+                records = node.records
+                members.extend((conn_id, records[conn_id].meta) for conn_id in ids)
+        return members
+
+    def expires_in(self) -> float | None:
+        """Seconds until the first node's lease runs out (None: no node known)."""
+        if not self._nodes:
+            return None
+        first = min(node.expires_at for node in self._nodes.values())
+        return max(0.0, first - self._clock())
+
+    def suspended(self, node_id: str) -> bool:
+        """True for a known node not confirmed since an outage (see :meth:`suspend`)."""
+        node = self._nodes.get(node_id)
+        return node is not None and not node.synced
+
     def room_size(self, room: str, exclude: Collection[str] = ()) -> int:
         """Members of ``room`` on other nodes, not counting ``exclude``."""
         count = 0

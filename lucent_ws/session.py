@@ -21,6 +21,7 @@ from .errors import ProtocolError
 from .history_requests import ack, answer_history, join_history_room
 from .hooks import Hooks, call
 from .manager import WebSocketManager
+from .presence_hub import encode_presence
 from .protocol import (
     AppMessage,
     Broadcast,
@@ -199,9 +200,7 @@ class Session:
             case Pong():
                 pass  # liveness was recorded on arrival
             case Presence(room=room, ref=ref):
-                raise ProtocolError(
-                    ErrorCode.PRESENCE_DISABLED, f"Room '{room}' has no presence", ref
-                )
+                self._presence(room, ref)
             case History():
                 self._reply(answer_history(self.manager, self.conn, message))
             case AppMessage():
@@ -240,6 +239,13 @@ class Session:
             return
         self.manager.join_room(conn.id, room)
         self._reply(replies.encode_joined(room, ref))
+
+    def _presence(self, room: str, ref: Ref | None) -> None:
+        if not self.manager.policies.for_room(room).presence:
+            raise ProtocolError(ErrorCode.PRESENCE_DISABLED, f"Room '{room}' has no presence", ref)
+        if room not in self.conn.rooms:
+            raise ProtocolError(ErrorCode.NOT_MEMBER, f"Not a member of room '{room}'", ref)
+        self._reply(encode_presence(room, self.manager.presence.for_member(room), ref))
 
     async def _broadcast(self, message: Broadcast) -> None:
         conn, room, ref = self.conn, message.room, message.ref

@@ -41,6 +41,7 @@ PURE = [
     "broker/memory.py",
     "policy.py",
     "presence.py",
+    "presence_hub.py",
     "history.py",
     "ring.py",
     "recovery.py",

@@ -30,6 +30,8 @@ __all__ = [
     "PageQuerySchema",
     "PoliciesSchema",
     "PolicySchema",
+    "PresenceEntrySchema",
+    "PresenceSchema",
     "RoomDetailSchema",
     "RoomHistoryQuerySchema",
     "RoomHistorySchema",
@@ -166,6 +168,25 @@ class RoomMemberSchema(Schema):
 
     id = fields.String(required=True)
     meta = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+
+
+class PresenceEntrySchema(Schema):
+    """One connection of a presence key, with the policy's ``presence_info`` keys."""
+
+    id = fields.String(required=True)
+    info = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+
+
+class PresenceSchema(Schema):
+    """A presence room's members by user (``userId``, else the connection id)."""
+
+    room = fields.String(required=True)
+    count = fields.Integer(required=True, metadata={"description": "connections"})
+    members = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.Nested(PresenceEntrySchema)),
+        required=True,
+    )
 
 
 class RoomDetailSchema(Schema):

@@ -29,6 +29,7 @@ from .schemas import (
     HistorySchema,
     PageQuerySchema,
     PoliciesSchema,
+    PresenceSchema,
     RoomDetailSchema,
     RoomHistoryQuerySchema,
     RoomHistorySchema,
@@ -177,6 +178,24 @@ async def get_room_history(request: web.Request) -> web.StreamResponse:
     return json_response(
         {"room": room, "epoch": page.epoch, "offset": page.offset, "messages": page.messages}
     )
+
+
+@api.route(
+    "GET",
+    "/rooms/{room:.+}/presence",
+    summary="Who is in a presence room, grouped by user, cluster-wide",
+    responses={200: PresenceSchema, 409: ErrorSchema},
+)
+async def get_room_presence(request: web.Request) -> web.StreamResponse:
+    """The ``presence`` reply's shape; 409 ``presence_disabled`` without a presence policy.
+
+    Declared before the room route: a room whose name ends in ``/presence`` is read here.
+    """
+    room = request.match_info["room"]
+    presence = _manager(request).get_presence(room)
+    if presence is None:
+        return error_response(409, "presence_disabled", f"Room {room!r} has no presence")
+    return json_response({"room": room, **presence})
 
 
 @api.route(

@@ -364,7 +364,10 @@ class Broker:
         members = await self.backend.node_ids()
         members.discard(self._node_id)
         for node_id in self._view.node_ids():
-            if node_id not in members:
+            # A node not confirmed since an outage may not have registered again yet
+            # (a Redis that lost its data): its lease in the view decides, so presence
+            # never announces a leave and a join for members that never left.
+            if node_id not in members and not self._view.suspended(node_id):
                 self._view.drop(node_id)
         for node_id in members:
             await self._resync_node(node_id)
@@ -372,6 +375,8 @@ class Broker:
     async def _resync_node(self, node_id: str) -> None:
         state = await self.backend.read_node(node_id)
         if state is None:
+            if self._view.suspended(node_id):
+                return  # it may be registering again right now: its lease in the view decides
             self._view.drop(node_id)
             await self.backend.write(Writes(node_id, forget=True))
             return

@@ -19,6 +19,7 @@ SAMPLE_PATHS = {
     "/rooms": "rooms",
     "/rooms/{room:.+}": "rooms/lobby",
     "/rooms/{room:.+}/history": "rooms/lobby/history",
+    "/rooms/{room:.+}/presence": "rooms/lobby/presence",
     "/connections": "connections",
     "/connections/{id}": "connections/abc",
     "/policies": "policies",
