@@ -21,10 +21,11 @@ async def test_v2_connections_get_the_drain_hint_before_1001(
     client = await make_hub() if within is None else await make_hub(reconnect_within=within)
     v2 = await open_peer(client, "/ws?v=2")
     v1 = await open_peer(client)
-    await drain(client.server.app)
+    draining = asyncio.create_task(drain(client.server.app))  # returns once clients answer
     v2_frames = [await v2.recv()] if expected is not None else []
     assert await v2.expect_close() == 1001
     assert await v1.expect_close() == 1001  # v1 gets no hint: its protocol has none
+    await draining
     print(f"reconnect_within={within}: v2 got {v2_frames} then 1001")
     if expected is None:
         assert v2_frames == []
