@@ -80,6 +80,10 @@ class PresenceTracker:
 
     interval = 0.05
     """Seconds between two diffs of one room, at least."""
+    crowd = 250
+    """Above this many v2 members, a room's interval grows in proportion (at most 1 s):
+    every diff costs one delivery per member, so a big room's presence traffic stays
+    bounded (1,000 members: one diff per 0.2 s)."""
 
     def __init__(self, hub: Hub, policy_of: Callable[[str], RoomPolicy], fanout: Fanout) -> None:
         self._hub = hub
@@ -149,11 +153,15 @@ class PresenceTracker:
         policy = self._policy_of(room)
         if not policy.join_leave:
             return snapshot(self.state(room, policy))
-        if room in self._dirty and self._since_sent(room) >= self.interval:
+        if room in self._dirty and self._since_sent(room) >= self._interval(room):
             self._flush(room)
         return snapshot(self._differ.announced(room))
 
     # --- sending ---------------------------------------------------------------------
+
+    def _interval(self, room: str) -> float:
+        members = len(self._hub.v2_rooms.get(room, ()))
+        return min(1.0, self.interval * max(1.0, members / self.crowd))
 
     def _since_sent(self, room: str) -> float:
         sent = self._sent_at.get(room)
@@ -166,7 +174,7 @@ class PresenceTracker:
         self._timer = None
         wait: float | None = None
         for room in list(self._dirty):
-            left = self.interval - self._since_sent(room)
+            left = self._interval(room) - self._since_sent(room)
             if left > 0.001:  # below that, float rounding could re-arm the timer forever
                 wait = left if wait is None else min(wait, left)
             else:
