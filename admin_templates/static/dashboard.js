@@ -227,7 +227,7 @@
       if (!res.ok) {
         $("room-hint").textContent = "this room is empty now";
         body.replaceChildren();
-        return refreshRoomMessages(name);
+        return refreshRoomExtras(name);
       }
       var shown = res.data.members.length, total = res.data.total;
       $("room-hint").textContent = (shown < total ? "first " + shown + " of " : "") +
@@ -244,7 +244,33 @@
         fragment.appendChild(row);
       });
       body.replaceChildren(fragment);
-      return refreshRoomMessages(name);
+      return refreshRoomExtras(name);
+    });
+  }
+
+  function refreshRoomExtras(name) {
+    return Promise.all([refreshRoomPresence(name), refreshRoomMessages(name)]);
+  }
+
+  // A presence room: its members grouped by user (409 where the room has no presence).
+  function refreshRoomPresence(name) {
+    return api("rooms/" + encodeURIComponent(name) + "/presence").then(function (res) {
+      if (name !== selectedRoom) return;
+      $("room-presence").hidden = !res.ok;
+      if (!res.ok) return;
+      var users = Object.keys(res.data.members).sort();
+      $("presence-count").textContent = fmtNumber(users.length) +
+        (users.length === 1 ? " user, " : " users, ") + fmtNumber(res.data.count) + " connections";
+      var fragment = document.createDocumentFragment();
+      users.forEach(function (user) {
+        var entries = res.data.members[user];
+        var row = el("tr");
+        row.appendChild(el("td", "cell-id", user));
+        row.appendChild(el("td", "num", String(entries.length)));
+        row.appendChild(el("td", "cell-meta", json(entries[0].info)));
+        fragment.appendChild(row);
+      });
+      $("presence-table").tBodies[0].replaceChildren(fragment);
     });
   }
 
