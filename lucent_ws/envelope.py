@@ -17,7 +17,7 @@ from typing import Final
 
 from . import jsoncodec
 
-__all__ = ["V1", "V2", "RoomMessage", "direct_v2"]
+__all__ = ["V1", "V2", "RoomMessage", "direct_v2", "envelope_head"]
 
 V1: Final = 1
 """The protocol of section 3, the default."""
@@ -70,7 +70,8 @@ def direct_v2(payload: bytes) -> bytes:
     return b'{"type":"message","room":null,"from":null,"payload":' + payload + b"}"
 
 
-def _envelope(room: str, sender: str | None, payload: bytes, tail: bytes) -> bytes:
+def envelope_head(room: str, sender: str | None, payload: bytes) -> bytes:
+    """A room message's envelope up to its payload; the caller closes it with a tail."""
     return (
         b'{"type":"message","room":'
         + jsoncodec.dumps(room)
@@ -78,5 +79,8 @@ def _envelope(room: str, sender: str | None, payload: bytes, tail: bytes) -> byt
         + (jsoncodec.dumps(sender) if sender is not None else b"null")
         + b',"payload":'
         + payload
-        + tail
     )
+
+
+def _envelope(room: str, sender: str | None, payload: bytes, tail: bytes) -> bytes:
+    return envelope_head(room, sender, payload) + tail

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from . import jsoncodec
-from .envelope import RoomMessage
+from .envelope import RoomMessage, envelope_head
 from .history import Entry, HistoryStore, Position
 from .policy import RoomPolicy
 from .recovery import RecoveryResult
@@ -38,7 +38,6 @@ __all__ = [
     "Published",
     "Stamped",
     "Streams",
-    "envelope_head",
     "since_of",
 ]
 
@@ -79,18 +78,6 @@ class HistoryPage:
     offset: int
     """The room's top offset (0: nothing published in this epoch)."""
     messages: list[dict[str, Any]]
-
-
-def envelope_head(room: str, sender: str | None, payload: bytes) -> bytes:
-    """The kept form of a message: its v2 envelope without the tail (see the module docs)."""
-    return (
-        b'{"type":"message","room":'
-        + jsoncodec.dumps(room)
-        + b',"from":'
-        + (jsoncodec.dumps(sender) if sender is not None else b"null")
-        + b',"payload":'
-        + payload
-    )
 
 
 def frame_body(head: bytes, offset: int, epoch: bytes, *, replay: bool = False) -> bytes:
