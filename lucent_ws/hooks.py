@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .connection import Connection
+from .errors import ConfigurationError
+from .protocol import MESSAGE_TYPES
 
 __all__ = [
     "ConnectHook",
@@ -24,6 +26,7 @@ __all__ = [
     "JoinHook",
     "LeaveHook",
     "MessageHandler",
+    "MessageTypes",
     "PublishHook",
     "call",
 ]
@@ -55,6 +58,21 @@ class Hooks:
     on_join_room: JoinHook | None = None
     on_leave_room: LeaveHook | None = None
     on_publish: PublishHook | None = None
+
+
+class MessageTypes(dict[str, MessageHandler]):
+    """The application message types of a manager: type -> handler."""
+
+    def register(self, kind: str) -> Callable[[MessageHandler], MessageHandler]:
+        """Decorator registering a handler for ``kind``; built-in types cannot be taken."""
+        if kind in MESSAGE_TYPES:
+            raise ConfigurationError(f"{kind!r} is a built-in message type")
+
+        def register(handler: MessageHandler) -> MessageHandler:
+            self[kind] = handler
+            return handler
+
+        return register
 
 
 async def call(hook: Callable[..., T | Awaitable[T]], *args: Any) -> T:

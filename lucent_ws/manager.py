@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from . import jsoncodec, protocol
+from . import jsoncodec
 from .cluster import Cluster
 from .codes import CloseCode
 from .config import HeartbeatConfig
 from .envelope import RoomMessage
 from .errors import ConfigurationError
-from .hooks import MessageHandler
+from .hooks import MessageHandler, MessageTypes
 from .node import Node
 from .policy import Policies, RoomPolicy
 from .presence_hub import PresenceSnapshot, PresenceTracker
@@ -69,7 +69,8 @@ class WebSocketManager(Node):
         """The room policies (:class:`~lucent_ws.policy.Policies`)."""
         self.streams = Streams(history_max_bytes, recover_max)
         """The history of the rooms with ``history_size`` (:class:`~lucent_ws.streams.Streams`)."""
-        self._handlers: dict[str, MessageHandler] = {}
+        self.message_handlers = MessageTypes()
+        """The application message handlers by type (:meth:`message` adds them)."""
         self._presence = PresenceTracker(
             self._hub,
             lambda room: self.policies.for_room(room),
@@ -229,19 +230,7 @@ class WebSocketManager(Node):
         back as ``{"type": "reply", "ref": REF, "data": ...}`` when it is not
         None or the message has a ``ref``. Built-in types cannot be taken.
         """
-        if kind in protocol.MESSAGE_TYPES:
-            raise ConfigurationError(f"{kind!r} is a built-in message type")
-
-        def register(handler: MessageHandler) -> MessageHandler:
-            self._handlers[kind] = handler
-            return handler
-
-        return register
-
-    @property
-    def message_handlers(self) -> Mapping[str, MessageHandler]:
-        """The application message handlers by type."""
-        return self._handlers
+        return self.message_handlers.register(kind)
 
     # --- presence -------------------------------------------------------------------
 
