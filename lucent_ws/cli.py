@@ -43,7 +43,6 @@ def build_app(settings: Settings | argparse.Namespace) -> web.Application:
     return create_app(
         settings.path,
         manager=manager,
-        policies=settings.policies,
         allowed_origins=settings.allowed_origins,
         allowed_hosts=settings.allowed_hosts,
         limits=settings.limits,
