@@ -24,6 +24,7 @@ from .auth import CredentialReader, jwt_authenticator, token_authenticator
 from .codes import CloseCode, EvictionReason
 from .config import HeartbeatConfig, Limits
 from .connection import Connection
+from .endpoint import websocket_handler
 from .errors import (
     AuthenticationFailed,
     BrokerError,
@@ -35,7 +36,7 @@ from .errors import (
     ProtocolError,
     ServiceUnavailable,
 )
-from .handler import WebSocketHandler, websocket_handler
+from .handler import WebSocketHandler
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
 from .manager import WebSocketManager, ws_manager
 from .policy import Policies, RoomPolicy

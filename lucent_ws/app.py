@@ -9,8 +9,9 @@ from aiohttp import web
 
 from .clientjs import announce_reconnect, client_js
 from .codes import CloseCode
+from .endpoint import EndpointOptions, build_endpoint
 from .errors import ConfigurationError
-from .handler import EndpointOptions, WebSocketHandler, build_endpoint
+from .handler import WebSocketHandler
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
 from .manager import WebSocketManager
 
@@ -30,7 +31,7 @@ def setup(
 ) -> WebSocketHandler:
     """Add the WebSocket endpoint to an existing app, like the original plugin.
 
-    Takes the :class:`~lucent_ws.handler.EndpointOptions` (``manager``,
+    Takes the :class:`~lucent_ws.endpoint.EndpointOptions` (``manager``,
     ``heartbeat``, ``on_join_room``, ``authenticate``, ``require_auth``,
     ``allowed_origins``, ``limits``). Stores the manager, handler and shutdown
     state under the keys of :mod:`lucent_ws.keys`; at shutdown it closes every
@@ -70,7 +71,7 @@ def create_app(
 ) -> web.Application:
     """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.
 
-    Takes the :class:`~lucent_ws.handler.EndpointOptions` like :func:`setup`.
+    Takes the :class:`~lucent_ws.endpoint.EndpointOptions` like :func:`setup`.
     With ``admin`` (the default) the admin API and dashboard are mounted at
     ``admin/`` (see :func:`lucent_ws.admin.create_admin_app`; without
     ``admin_token`` one is generated and printed at startup).
