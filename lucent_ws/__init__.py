@@ -35,6 +35,7 @@ from .errors import (
     OriginRejected,
     ProtocolError,
     ServiceUnavailable,
+    Unavailable,
 )
 from .handler import WebSocketHandler
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
@@ -64,6 +65,7 @@ __all__ = [
     "RoomPolicy",
     "SafeAccessLogger",
     "ServiceUnavailable",
+    "Unavailable",
     "WebSocketHandler",
     "WebSocketManager",
     "__version__",

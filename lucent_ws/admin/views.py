@@ -10,6 +10,7 @@ from aiohttp import web
 from .. import jsoncodec
 from ..connection import Connection
 from ..envelope import RoomMessage
+from ..errors import Unavailable
 from ..manager import WebSocketManager
 from . import metrics
 from .http import BadRequest, error_response, json_response, load_body, load_query, unencodable
@@ -162,7 +163,7 @@ async def list_rooms(request: web.Request) -> web.StreamResponse:
     "/rooms/{room:.+}/history",
     summary="A room's kept messages (rooms with history only)",
     query=RoomHistoryQuerySchema,
-    responses={200: RoomHistorySchema, 422: ValidationErrorSchema, **_NOT_FOUND},
+    responses={200: RoomHistorySchema, 422: ValidationErrorSchema, 503: ErrorSchema, **_NOT_FOUND},
 )
 async def get_room_history(request: web.Request) -> web.StreamResponse:
     """The messages as v2 clients get them, oldest first; 404 where the room keeps none."""
@@ -174,7 +175,10 @@ async def get_room_history(request: web.Request) -> web.StreamResponse:
     since = None
     if "since" in query:
         since = (query["since"], query.get("epoch", ""))
-    page = manager.get_history(room, since=since, limit=query.get("limit"))
+    try:
+        page = await manager.fetch_history(room, since=since, limit=query.get("limit"))
+    except Unavailable as exc:
+        return error_response(503, "unavailable", exc.message)
     return json_response(
         {"room": room, "epoch": page.epoch, "offset": page.offset, "messages": page.messages}
     )
@@ -282,7 +286,7 @@ async def delete_connection(request: web.Request) -> web.StreamResponse:
     "/broadcast",
     summary="Send a payload to a room, or to everyone",
     body=BroadcastRequestSchema,
-    responses={200: DeliveredSchema, **_BAD_BODY},
+    responses={200: DeliveredSchema, 503: ErrorSchema, **_BAD_BODY},
 )
 async def broadcast(request: web.Request) -> web.StreamResponse:
     """``payload`` is delivered verbatim; ``exclude`` lists ids to skip."""
@@ -294,7 +298,7 @@ async def broadcast(request: web.Request) -> web.StreamResponse:
             delivered = manager.broadcast_all(body["payload"], exclude=body["excluded"])
         else:
             data = jsoncodec.dumps(body["payload"])
-            published = manager.publish_tracked(RoomMessage(room, data), body["excluded"])
+            published = await manager.publish_confirmed(RoomMessage(room, data), body["excluded"])
             if published.offset is not None:
                 return json_response(
                     {
@@ -306,6 +310,8 @@ async def broadcast(request: web.Request) -> web.StreamResponse:
             delivered = published.delivered
     except TypeError as exc:
         raise unencodable(exc) from None
+    except Unavailable as exc:
+        return error_response(503, "unavailable", exc.message)
     return json_response({"delivered": delivered})
 
 
