@@ -99,8 +99,14 @@ class Session:
         self.manager.send_encoded(self.conn, data)
 
     def _error(self, code: str, message: str, ref: Ref | None = None) -> None:
-        """Send one error reply and charge it to the error budget."""
+        """Send one error reply and charge it to the error budget.
+
+        ``unavailable`` is the server's condition (its broker is down), not the
+        client's fault: a client retrying its publish through an outage is not charged.
+        """
         self._reply(replies.encode_error(code, message, ref))
+        if code == ErrorCode.UNAVAILABLE:
+            return
         now = self.manager.now()
         errors = self._errors
         if errors is None:
