@@ -9,6 +9,7 @@ get the same bytes), then hands the frames to the outbox.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from .connection import Connection
 from .envelope import V2, RoomMessage, direct_v2
@@ -16,7 +17,9 @@ from .frames import text_frame
 from .hub import Hub
 from .outbox import Outbox
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "as_exclude_set"]
+
+_NO_EXCLUDE: Final[frozenset[str]] = frozenset()
 
 
 class Delivery:
@@ -73,3 +76,10 @@ def _present(members: Mapping[str, Connection], exclude: Iterable[str]) -> list[
     if not exclude:
         return []
     return [members[conn_id] for conn_id in set(exclude) if conn_id in members]
+
+
+def as_exclude_set(exclude: Iterable[str]) -> frozenset[str]:
+    """Connection ids to skip, as a frozenset (the shared empty one for none)."""
+    if not exclude:
+        return _NO_EXCLUDE
+    return exclude if isinstance(exclude, frozenset) else frozenset(exclude)
