@@ -34,6 +34,9 @@ class Delivery:
 class Subscriber:
     """A v2 client in some history rooms; records every delivery, join answer and resync.
 
+    ``resynced_at[room]``: for each ``resync``, how many of the room's messages had
+    arrived before it.
+
     ``last[room]`` is its position: the last offset it received in the room (or the
     room's top from ``joined``), which a reconnect sends back as ``since``.
     """
@@ -45,6 +48,7 @@ class Subscriber:
     last: dict[str, Position] = field(default_factory=dict)
     joins: list[dict[str, Any]] = field(default_factory=list)
     resyncs: list[dict[str, Any]] = field(default_factory=list)
+    resynced_at: dict[str, list[int]] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     other: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
@@ -127,6 +131,8 @@ class Subscriber:
                     self.last[data["room"]] = position
         elif kind == "resync":
             self.resyncs.append(data)
+            room = data["room"]
+            self.resynced_at.setdefault(room, []).append(self.count(room))
             self.last[data["room"]] = (data["offset"], data["epoch"])
         elif kind == "error":
             self.errors.append(data)
