@@ -1,9 +1,9 @@
 """What the history-over-Redis tests check: each client's received positions against
 the room's Redis Stream, read directly with XRANGE.
 
-Key layout (docs/scale-out.md, "History rooms"): the Stream ``P:hist:<room>`` holds one
-entry per published message with the stream id ``<offset>-1`` and the publish id in
-the field ``i``; the hash ``P:hpos:<room>`` holds the room's ``epoch`` and top ``offset``.
+Key layout (lucent_ws/broker/redis.py): the Stream ``P:hist:<room>`` holds one entry
+per published message under the stream id ``<offset>-1``, with the publish id in the
+field ``i``; the hash ``P:hpos:<room>`` holds the room's epoch ``e`` and top offset ``o``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ async def read_stream(redis: Any, prefix: str, room: str) -> RoomStream:
         entries.append((offset, publish_id))
     position = await redis.hgetall(f"{prefix}:hpos:{room}")
     position = {_text(k): _text(v) for k, v in position.items()}
-    return RoomStream(room, position.get("epoch"), entries)
+    return RoomStream(room, position.get("e"), entries)
 
 
 @dataclass
