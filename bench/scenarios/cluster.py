@@ -55,9 +55,13 @@ async def redis_server(cpu: int) -> AsyncIterator[tuple[str, int]]:
 
 
 async def measure(
-    label: str, nodes: Sequence[ServerProcess], pids: Sequence[int], seconds: float
+    label: str,
+    nodes: Sequence[ServerProcess],
+    pids: Sequence[int],
+    seconds: float,
+    room: str = ROOM,
 ) -> dict[str, Any]:
-    """Split subscribers over ``nodes``; publish from the first; count deliveries.
+    """Split subscribers of ``room`` over ``nodes``; publish from the first; count deliveries.
 
     ``pids``: every server-side process whose CPU time counts (nodes and Redis).
     """
@@ -66,9 +70,9 @@ async def measure(
     async with Progress(f"{label}: subscribers", lambda: f"{len(subs):,}/{SUBSCRIBERS:,}"):
         for i, node in enumerate(nodes):
             count = SUBSCRIBERS - share * (len(nodes) - 1) if i == 0 else share
-            await connect_many(HOST, node.port, count, room=ROOM, into=subs)
+            await connect_many(HOST, node.port, count, room=room, into=subs)
     pub, _ = await connect(HOST, nodes[0].port)
-    await pub.join(ROOM)
+    await pub.join(room)
     for conn in (*subs, pub):
         conn.drain()
 
@@ -76,7 +80,7 @@ async def measure(
         return sum(proc.cpu_seconds(pid) for pid in pids)
 
     def send(seq: int) -> None:
-        pub.send_raw(client_frame(broadcast_frame_body(ROOM, seq, seq)))
+        pub.send_raw(client_frame(broadcast_frame_body(room, seq, seq)))
 
     window = _CpuSum(cpu)
     phase = await run_phase(
