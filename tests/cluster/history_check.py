@@ -102,7 +102,7 @@ def check_streams(
         for offset, publish_id in stream.entries:
             if publish_id is not None:
                 seen[publish_id] += 1
-                where[publish_id] = (stream.room, offset)
+                where.setdefault(publish_id, (stream.room, offset))
     tally.publishes = len(published)
     tally.ids_missing = sum(1 for publish_id in published if publish_id not in seen)
     tally.ids_repeated = sum(count - 1 for count in seen.values())
