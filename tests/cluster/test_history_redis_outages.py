@@ -131,6 +131,8 @@ async def test_redis_restarted_empty_means_one_resync_per_room_then_the_new_epoc
 
         redis_server.stop()
         redis_server.start()  # the same port, no data
+        redis = aioredis.Redis.from_url(redis_server.url)  # not the old server's connections
+        stack.push_async_callback(redis.aclose)
         await wait_until(
             lambda: all(room in s.resynced_at for s in subs for room in s.rooms),
             timeout=30,
