@@ -178,7 +178,11 @@ class Publisher:
 
     A publish goes through node ``n % nodes`` first; on an error answer (``unavailable``),
     a timeout or a closed connection it is sent again, with the same id, through the
-    next live node, until acknowledged. ``acks[id]`` keeps every ack received for it.
+    next live node, until acknowledged. After an ``unavailable`` it behaves like a
+    considerate client: one publish at a time probes, every 0.2 s, until one is
+    acknowledged. A connection the hub closed with 1008 (too many error replies) is
+    opened again. ``acks[id]`` keeps every ack received for it; ``close_codes`` how each
+    connection that closed ended.
     """
 
     rooms: Sequence[str]
@@ -188,51 +192,116 @@ class Publisher:
     acks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    degraded: bool = False
+    close_codes: list[int | None] = field(default_factory=list)
+    slowest: tuple[float, str, int] = (0.0, "", 0)
+    """The longest a publish took until acknowledged: seconds, its id, its attempts."""
+    _watchers: list[asyncio.Task[None]] = field(default_factory=list)
+    _gate: asyncio.Lock = field(default_factory=asyncio.Lock)
     _refs: itertools.count[int] = field(default_factory=itertools.count)
 
     async def connect(self, session: aiohttp.ClientSession, urls: Sequence[str]) -> None:
         for url in urls:
-            ws = await session.ws_connect(f"{url}?v=2")
-            hello = json.loads((await ws.receive(timeout=10)).data)
-            assert hello["type"] == "connected", hello
-            conn = _PubConn(url, ws)
-            conn.reader = asyncio.create_task(conn.read())
-            self.conns.append(conn)
-            for room in self.rooms:
+            self.conns.append(await self._open(session, url))
+            self._watchers.append(asyncio.create_task(self._watch(session, len(self.conns) - 1)))
+
+    async def _open(self, session: aiohttp.ClientSession, url: str) -> _PubConn:
+        ws = await session.ws_connect(f"{url}?v=2")
+        hello = json.loads((await ws.receive(timeout=10)).data)
+        assert hello["type"] == "connected", hello
+        conn = _PubConn(url, ws)
+        conn.reader = asyncio.create_task(conn.read())
+        for room in self.rooms:
+            for _ in range(100):  # a join during an outage answers unavailable: again
                 answer = await self._send(conn, {"type": "join", "room": room}, 10.0)
-                assert answer["type"] == "joined", answer
+                if answer["type"] == "joined":
+                    break
+                await asyncio.sleep(0.2)
+            assert answer["type"] == "joined", answer
+        return conn
+
+    async def _watch(self, session: aiohttp.ClientSession, index: int) -> None:
+        """Open the connection again when the hub closed it with 1008 (its error budget);
+        a node that died (no close code) stays dead."""
+        while True:
+            conn = self.conns[index]
+            assert conn.reader is not None
+            await asyncio.wait([conn.reader])  # never cancels the reader with the watcher
+            self.close_codes.append(conn.ws.close_code)
+            if conn.ws.close_code != 1008:
+                return
+            self.conns[index] = await self._open(session, conn.url)
+
+    @property
+    def duplicates(self) -> int:
+        """Acks that said ``duplicate``: a retry of a publish that had gone through."""
+        return sum(1 for acks in self.acks.values() for ack in acks if ack.get("duplicate"))
 
     async def publish(self, publish_id: str, room: str, payload: Any, first: int) -> dict[str, Any]:
         """Publish until some node acknowledges; the ack."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.deadline
-        attempt = 0
+        started = loop.time()
+        give_up = started + self.deadline
         message = {"type": "broadcast", "room": room, "payload": payload, "id": publish_id}
-        while loop.time() < give_up:
-            conn = self.conns[(first + attempt) % len(self.conns)]
-            attempt += 1
-            if attempt > 1:
+        for attempt in itertools.count():
+            if loop.time() > give_up:
+                raise PublishFailed(
+                    f"{publish_id}: errors {self.errors}, connections closed {self.close_codes}, "
+                    f"watchers {[t.exception() if t.done() else None for t in self._watchers]}"
+                )
+            conn = self._pick(first + attempt)
+            if conn is None:
+                await asyncio.sleep(0.05)
+                continue
+            if attempt:
                 self.retries += 1
-            if not conn.alive:
-                continue
-            try:
-                answer = await self._send(conn, message, self.ack_timeout)
-            except (ConnectionError, TimeoutError, aiohttp.ClientError) as exc:
-                self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
-                continue
-            if answer["type"] == "ack":
+            if self.degraded:
+                async with self._gate:
+                    conn = self._pick(first + attempt)  # the one chosen may have closed since
+                    if self.degraded and conn is not None:
+                        answer = await self._attempt(conn, message)
+                        if answer is None or answer["type"] != "ack":
+                            await asyncio.sleep(0.2)
+                            continue
+                        self.degraded = False
+                        self.acks.setdefault(publish_id, []).append(answer)
+                        took = (loop.time() - started, publish_id, attempt + 1)
+                        self.slowest = max(self.slowest, took)
+                        return answer
+            answer = await self._attempt(conn, message)
+            if answer is not None and answer["type"] == "ack":
                 self.acks.setdefault(publish_id, []).append(answer)
+                self.slowest = max(self.slowest, (loop.time() - started, publish_id, attempt + 1))
                 return answer
-            code = str(answer.get("code"))
-            self.errors[code] = self.errors.get(code, 0) + 1
-            await asyncio.sleep(0.05)
-        raise PublishFailed(publish_id)
+            if answer is not None:
+                self.degraded = True
+            else:
+                await asyncio.sleep(0.05)  # a closing socket fails at once: let it close
+        raise AssertionError("unreachable")
+
+    def _pick(self, n: int) -> _PubConn | None:
+        live = [c for c in self.conns if c.alive and not c.ws.closed]
+        return live[n % len(live)] if live else None
 
     async def close(self) -> None:
+        for task in self._watchers:
+            task.cancel()
         for conn in self.conns:
             await conn.ws.close()
             if conn.reader is not None:
                 await conn.reader
+
+    async def _attempt(self, conn: _PubConn, message: dict[str, Any]) -> dict[str, Any] | None:
+        """One try: the answer, or None when the connection failed or the ack timed out."""
+        try:
+            answer = await self._send(conn, message, self.ack_timeout)
+        except (ConnectionError, TimeoutError, aiohttp.ClientError) as exc:
+            self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
+            return None
+        if answer["type"] != "ack":
+            code = str(answer.get("code"))
+            self.errors[code] = self.errors.get(code, 0) + 1
+        return answer
 
     async def _send(
         self, conn: _PubConn, message: dict[str, Any], timeout: float

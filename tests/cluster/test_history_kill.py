@@ -125,7 +125,7 @@ async def test_a_killed_node_s_clients_recover_on_the_other_node_exactly(
         f"{RATE:.0f} publishes/s; node A killed at {killed_at:.1f} s, its clients recovered "
         f"by {recovered_at:.1f} s, publishing stopped at {stopped_at:.1f} s, everything "
         f"delivered by {delivered_at:.1f} s; publisher retries {publisher.retries:,}, "
-        f"errors {publisher.errors}"
+        f"errors {publisher.errors}, duplicate acks {publisher.duplicates}"
     )
     print(f"kill test: {tally.line()}")
     if timed_out:

@@ -94,6 +94,8 @@ async def test_client_pause_loses_nothing(
         await asyncio.sleep(3.0 + 3.0)  # the pause, then publishing goes on for 3 s
         stop.set()
         published = await publishing
+        acked_at = clock()
+        await publisher.close()
         streams = await _streams(redis, prefix)
         await _all_delivered(subs, streams)
         delivered_at = clock()
@@ -103,8 +105,11 @@ async def test_client_pause_loses_nothing(
     check_subscribers(subs, streams, tally)
     resyncs = sum(len(s.resyncs) for s in subs)
     print(
-        f"\nCLIENT PAUSE 3000 at {paused_at:.1f} s, everything delivered by {delivered_at:.1f} s; "
-        f"publisher retries {publisher.retries}, errors {publisher.errors}; resyncs {resyncs}"
+        f"\nCLIENT PAUSE 3000 at {paused_at:.1f} s, every publish acknowledged by "
+        f"{acked_at:.1f} s, everything delivered by {delivered_at:.1f} s; "
+        f"publisher retries {publisher.retries}, errors {publisher.errors}, duplicate acks "
+        f"{publisher.duplicates}, connections closed {publisher.close_codes}, slowest publish "
+        f"{publisher.slowest}; resyncs {resyncs}"
     )
     print(f"CLIENT PAUSE: {tally.line()}")
     assert resyncs == 0, [s.resyncs for s in subs if s.resyncs][:3]
