@@ -222,3 +222,42 @@ def _resync_position(sub: Subscriber, room: str) -> tuple[int, str]:
 
 async def _counts_are(session: aiohttp.ClientSession, hubs: list[Any], expected: int) -> bool:
     return await connections_on(session, hubs) == [expected] * len(hubs)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="each `unavailable` reply is charged to the client's error budget: a client that "
+    "retries its publishes through a Redis outage is closed with 1008 (see the report)",
+)
+async def test_a_client_retrying_through_an_outage_is_not_closed_for_it(
+    redis_server: RedisServer, tmp_path: Path, prefix: str
+) -> None:
+    async with AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        (hub,) = await start_nodes(stack, 1, redis_server.url, prefix, tmp_path)
+        sub = Subscriber("retrier", [ROOMS[0]])
+        await sub.connect(session, ws_url(hub))
+        await sub.join_all()
+        redis_server.stop()
+
+        async def broker_down() -> bool:
+            status, stats = await admin(session, hub, "GET", "/stats")
+            return status == 200 and stats["broker"] == "down"
+
+        await wait_until(broker_down, timeout=15, what="the node noticed the outage")
+        answers: list[str] = []
+        for n in range(150):  # one publish retried 150 times over about 8 s
+            if sub.closed.is_set():
+                break
+            answer = await sub.request(
+                {"type": "broadcast", "room": ROOMS[0], "payload": n, "id": "one"}
+            )
+            answers.append(str(answer.get("code", answer["type"])))
+            await asyncio.sleep(0.05)
+        closed_with = sub.ws.close_code if sub.ws is not None else None
+        print(
+            f"\nretrying through an outage: {len(answers)} answers "
+            f"({sorted(set(answers))}), connection closed with {closed_with}"
+        )
+        assert not sub.closed.is_set(), f"closed with {closed_with} after {len(answers)} retries"
+        assert answers == ["unavailable"] * 150
