@@ -53,6 +53,14 @@ async def run(ctx: Context) -> Result:
             "server_us_per_delivery": statistics.median(
                 r["server_us_per_delivery"] for r in rounds
             ),
+            "server_us_per_delivery_node_a_node_b_redis": [
+                statistics.median(r["server_us_per_delivery_by_process"][i] for r in rounds)
+                for i in range(3)
+            ],
+            "deliveries_per_write_node_a_node_b": [
+                statistics.median(r["deliveries_per_write_by_node"][i] for r in rounds)
+                for i in range(2)
+            ],
             "broadcasts_per_s": statistics.median(
                 r["deliveries_per_s"] / r["subscribers"] for r in rounds
             ),
