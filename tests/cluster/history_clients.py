@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 Position = tuple[int, str]
 """(offset, epoch)."""
@@ -105,7 +106,7 @@ class Subscriber:
         try:
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
-                    self._handle(json.loads(msg.data))
+                    self._handle(orjson.loads(msg.data))
         except (aiohttp.ClientError, ConnectionError):
             pass
         finally:
@@ -159,7 +160,7 @@ class _PubConn:
         try:
             async for msg in self.ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
-                    data = json.loads(msg.data)
+                    data = orjson.loads(msg.data)
                     future = self.pending.get(data.get("ref", -1))
                     if future is not None and not future.done():
                         future.set_result(data)

@@ -19,10 +19,11 @@ HISTORY_PATTERN = "h:*"
 T = TypeVar("T")
 
 
-def write_config(tmp_path: Path, history_size: int = 10_000) -> Path:
+def write_config(tmp_path: Path, history_size: int = 10_000, recover_max: int = 300) -> Path:
     """A config file declaring the history rooms ``h:*`` (nothing trimmed during a test)."""
     path = tmp_path / "history.toml"
     path.write_text(
+        f"recover_max = {recover_max}\n"
         "[[rooms]]\n"
         f'pattern = "{HISTORY_PATTERN}"\n'
         f"history_size = {history_size}\n"
@@ -32,10 +33,15 @@ def write_config(tmp_path: Path, history_size: int = 10_000) -> Path:
 
 
 async def start_nodes(
-    stack: AsyncExitStack, count: int, redis_url: str, prefix: str, tmp_path: Path
+    stack: AsyncExitStack,
+    count: int,
+    redis_url: str,
+    prefix: str,
+    tmp_path: Path,
+    recover_max: int = 300,
 ) -> list[HubProcess]:
     """``count`` nodes sharing ``redis_url`` under ``prefix``, started in parallel."""
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, recover_max=recover_max)
     hubs = [
         stack.enter_async_context(
             hub_process(
