@@ -19,6 +19,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def write_calls(pid: int) -> int:
+    """Write system calls the process made so far (``syscw`` of ``/proc/PID/io``)."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("syscw:"):
+                return int(line.split()[1])
+    return 0
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of process ``pid``, in bytes."""
     with open(f"/proc/{pid}/statm", "rb") as f:

@@ -7,6 +7,7 @@ from bench.scenarios import (
     admin,
     churn,
     cluster,
+    cluster_history,
     fanout,
     fanout_v2,
     heartbeat,
@@ -28,6 +29,7 @@ SCENARIOS: dict[str, Scenario] = {
         heartbeat.SCENARIO,
         sweep.SCENARIO,
         cluster.SCENARIO,
+        cluster_history.SCENARIO,
         history.SCENARIO,
     )
 }

@@ -55,34 +55,44 @@ async def redis_server(cpu: int) -> AsyncIterator[tuple[str, int]]:
 
 
 async def measure(
-    label: str, nodes: Sequence[ServerProcess], pids: Sequence[int], seconds: float
+    label: str,
+    nodes: Sequence[ServerProcess],
+    pids: Sequence[int],
+    seconds: float,
+    room: str = ROOM,
 ) -> dict[str, Any]:
-    """Split subscribers over ``nodes``; publish from the first; count deliveries.
+    """Split subscribers of ``room`` over ``nodes``; publish from the first; count deliveries.
 
-    ``pids``: every server-side process whose CPU time counts (nodes and Redis).
+    ``pids``: every server-side process whose CPU time counts (nodes and Redis); the
+    figures give their sum and each one's share, in the order given.
     """
     subs: list[WsConn] = []
     share = SUBSCRIBERS // len(nodes)
     async with Progress(f"{label}: subscribers", lambda: f"{len(subs):,}/{SUBSCRIBERS:,}"):
+        per_node = []
         for i, node in enumerate(nodes):
             count = SUBSCRIBERS - share * (len(nodes) - 1) if i == 0 else share
-            await connect_many(HOST, node.port, count, room=ROOM, into=subs)
+            per_node.append(count)
+            await connect_many(HOST, node.port, count, room=room, into=subs)
     pub, _ = await connect(HOST, nodes[0].port)
-    await pub.join(ROOM)
+    await pub.join(room)
     for conn in (*subs, pub):
         conn.drain()
 
-    def cpu() -> float:
-        return sum(proc.cpu_seconds(pid) for pid in pids)
+    def cpu() -> list[float]:
+        return [proc.cpu_seconds(pid) for pid in pids]
 
     def send(seq: int) -> None:
-        pub.send_raw(client_frame(broadcast_frame_body(ROOM, seq, seq)))
+        pub.send_raw(client_frame(broadcast_frame_body(room, seq, seq)))
 
     window = _CpuSum(cpu)
+    writes = [proc.write_calls(pid) for pid in pids]
     phase = await run_phase(
         subs, send, 0, inflight=INFLIGHT, warmup=1.0, seconds=seconds, window=window,
         label=f"{label}: throughput",
     )  # fmt: skip
+    # over the whole phase (warm-up and drain included), to set against all its deliveries
+    writes = [proc.write_calls(pid) - before for pid, before in zip(pids, writes, strict=True)]
     for conn in (*subs, pub):
         conn.abort()
     return {
@@ -92,26 +102,38 @@ async def measure(
         "broadcasts": phase.broadcasts,
         "deliveries_per_s": phase.per_second,
         "server_us_per_delivery": window.seconds / phase.deliveries * 1e6,
+        "server_us_per_delivery_by_process": [
+            each / phase.deliveries * 1e6 for each in window.each
+        ],
         "server_cpu_share": window.seconds / phase.seconds,
+        "deliveries_per_write_by_node": [
+            phase.broadcasts * members / count if count else 0.0
+            for members, count in zip(per_node, writes, strict=False)
+        ],
         **phase.integrity,
     }
 
 
 class _CpuSum:
-    """CPU seconds ``cpu()`` advanced by while the context was entered."""
+    """CPU seconds each process of ``cpu()`` advanced by while the context was entered,
+    and their sum."""
 
-    def __init__(self, cpu: Callable[[], float]) -> None:
+    def __init__(self, cpu: Callable[[], list[float]]) -> None:
         self.cpu = cpu
-        self.seconds = 0.0
+        self.each: list[float] = []
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.each)
 
     def watch(self, pid: int) -> None:
         """The load client's CPU is not counted here."""
 
     def __enter__(self) -> None:
-        self.seconds = -self.cpu()
+        self.each = [-value for value in self.cpu()]
 
     def __exit__(self, *exc: object) -> None:
-        self.seconds += self.cpu()
+        self.each = [start + end for start, end in zip(self.each, self.cpu(), strict=True)]
 
 
 async def run(ctx: Context) -> Result:
