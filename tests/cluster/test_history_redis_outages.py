@@ -224,11 +224,6 @@ async def _counts_are(session: aiohttp.ClientSession, hubs: list[Any], expected:
     return await connections_on(session, hubs) == [expected] * len(hubs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each `unavailable` reply is charged to the client's error budget: a client that "
-    "retries its publishes through a Redis outage is closed with 1008 (see the report)",
-)
 async def test_a_client_retrying_through_an_outage_is_not_closed_for_it(
     redis_server: RedisServer, tmp_path: Path, prefix: str
 ) -> None:
