@@ -26,23 +26,27 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, FieldT
 
 from .. import jsoncodec
 from ..errors import ConfigurationError
 from .backend import Appended, HistoryAppend, NodeState, StreamEntry, StreamRead, Writes
+from .batching import Batcher
 from .replication import Broker
 
 __all__ = ["RedisBackend", "RedisBroker"]
 
 _SEQ_FIELD: Final = "~seq"
+MAX_CONNECTIONS: Final = 32
+"""Connections to Redis per node at most (the bus subscription included)."""
 
 
 # KEYS: position, stream, ids. ARGV: fresh epoch, publish id or "", size, ttl (ms),
@@ -149,6 +153,7 @@ class RedisBackend:
         self._client: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._append: Any = None
+        self._appends: Batcher[HistoryAppend, Appended] = Batcher(self._append_batch)
         self._read: Any = None
 
     @property
@@ -172,13 +177,18 @@ class RedisBackend:
     async def connect(self) -> None:
         """Open a client and subscribe to the bus."""
         await self.close()
-        self._client = aioredis.Redis.from_url(
+        # A blocking pool: a burst of commands (300 joins reading history at once)
+        # waits for a connection instead of failing past the pool's size.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=self.timeout,
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=self.timeout,
             client_name=f"lucent_ws:{self.prefix}",
         )
+        self._client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         # EVALSHA, loading the script again if the server lost it (a restart).
         self._append = self._client.register_script(APPEND_SCRIPT)
         self._read = self._client.register_script(READ_SCRIPT)
@@ -243,10 +253,38 @@ class RedisBackend:
         return [f"{p}:hpos:{room}", f"{p}:hist:{room}", f"{p}:hids:{room}"]
 
     async def append(self, request: HistoryAppend) -> Appended:
-        """Run the append script (see the module docs)."""
+        """Run the append script (see the module docs).
+
+        Appends made in the same turn of the event loop go in one pipeline.
+        """
         if self._append is None:
             raise RuntimeError("Redis backend not connected")
-        args: list[EncodableT] = [
+        return await self._appends.submit(request)
+
+    async def _append_batch(self, batch: Sequence[HistoryAppend]) -> list[Appended | Exception]:
+        script = self._append
+        if len(batch) == 1 or script is None:
+            return [await self._append_one(batch[0])]
+        pipe = self.client.pipeline(transaction=False)
+        for request in batch:
+            keys = self.history_keys(request.room)
+            pipe.evalsha(script.sha, len(keys), *keys, *self._args(request))
+        results = await pipe.execute(raise_on_error=False)
+        if any(isinstance(result, NoScriptError) for result in results):
+            # The server lost the script (a restart) before running any of them.
+            return [await self._append_one(request) for request in batch]
+        return [
+            result if isinstance(result, Exception) else _appended(result) for result in results
+        ]
+
+    async def _append_one(self, request: HistoryAppend) -> Appended:
+        if self._append is None:
+            raise RuntimeError("Redis backend not connected")
+        keys = self.history_keys(request.room)
+        return _appended(await self._append(keys=keys, args=self._args(request)))
+
+    def _args(self, request: HistoryAppend) -> list[EncodableT]:
+        return [
             request.fresh_epoch,
             request.publish_id or "",
             max(1, request.size),
@@ -258,10 +296,6 @@ class RedisBackend:
             jsoncodec.dumps(list(request.exclude)) if request.exclude else "",
             self._channel,
         ]
-        offset, epoch, duplicate = await self._append(
-            keys=self.history_keys(request.room), args=args
-        )
-        return Appended(int(offset), _text(epoch), bool(duplicate))
 
     async def read(
         self, room: str, after: int, count: int, fresh_epoch: str, ttl: float
@@ -348,3 +382,8 @@ class RedisBroker(Broker):
             clock=clock,
         )
         self.redis = backend
+
+
+def _appended(result: Any) -> Appended:
+    offset, epoch, duplicate = result
+    return Appended(int(offset), _text(epoch), bool(duplicate))

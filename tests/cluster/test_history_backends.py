@@ -161,3 +161,26 @@ async def test_redis_keeps_a_bounded_window_of_publish_ids(
     finally:
         await client.aclose()
         await backend.close()
+
+
+async def test_a_burst_of_appends_and_reads_is_served_in_full(backend: Backend) -> None:
+    """500 appends and 300 reads at once (a reconnect storm's joins): none refused.
+
+    The Redis backend sends the appends of one loop turn in one pipeline and waits
+    for a pooled connection rather than failing past the pool's size.
+    """
+    appends = await asyncio.gather(
+        *(backend.append(request(f"b{i % 5}", b"%d" % i, pid=f"p{i}")) for i in range(500))
+    )
+    reads = await asyncio.gather(
+        *(backend.read(f"b{i % 5}", 0, 200, "cccc", 60) for i in range(300))
+    )
+    offsets = {
+        room: sorted(a.offset for i, a in enumerate(appends) if i % 5 == int(room[1]))
+        for room in ("b0", "b1", "b2", "b3", "b4")
+    }
+    print("appends", len(appends), "reads", len(reads), "tops", sorted({r.top for r in reads}))
+    assert all(offsets[room] == list(range(1, 101)) for room in offsets)
+    assert all(not a.duplicate for a in appends)
+    assert {r.top for r in reads} == {100}
+    assert all([e.offset for e in r.entries] == list(range(1, 101)) for r in reads)

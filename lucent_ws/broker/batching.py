@@ -1,0 +1,64 @@
+"""Coalescing concurrent requests into one round trip.
+
+A history room's publishes each need the backend's answer (the offset), so each
+is awaited; sent one by one, 32 publishes in flight are 32 round trips, and the
+bus messages they publish reach the nodes one at a time, each in its own read
+and its own write per subscriber. A :class:`Batcher` collects the requests made
+during one turn of the event loop and sends them together (one pipeline), in
+the order they were made; each caller gets its own answer or exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+__all__ = ["Batcher"]
+
+Request = TypeVar("Request")
+Answer = TypeVar("Answer")
+
+
+class Batcher(Generic[Request, Answer]):
+    """Sends the requests of one loop turn together through ``send``.
+
+    ``send(batch)`` returns one answer or exception per request, in order; if it
+    raises, every request of the batch gets that exception.
+    """
+
+    def __init__(
+        self, send: Callable[[Sequence[Request]], Awaitable[Sequence[Answer | BaseException]]]
+    ) -> None:
+        self._send = send
+        self._waiting: list[tuple[Request, asyncio.Future[Answer]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, request: Request) -> Answer:
+        """Queue ``request`` for the next batch and wait for its answer."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Answer] = loop.create_future()
+        self._waiting.append((request, future))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._waiting = self._waiting, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[Request, asyncio.Future[Answer]]]) -> None:
+        try:
+            answers: Sequence[Answer | BaseException] = await self._send([r for r, _ in batch])
+        except Exception as exc:  # the whole round trip failed
+            answers = [exc] * len(batch)
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if future.done():  # the caller gave up (timeout, cancellation)
+                continue
+            if isinstance(answer, BaseException):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
