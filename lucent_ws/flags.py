@@ -180,6 +180,11 @@ def build_parser(file_values: Mapping[str, Any] | None = None) -> argparse.Argum
     )
     add("--header-timeout", float, 5.0, "seconds a new socket has to send its request header")
     add("--max-pending", int, 1024, "sockets not yet upgraded; past it the oldest is closed")
+    switch(
+        "--reuse-port",
+        "share the port with a fresh process (SO_REUSEPORT) and stop listening when a "
+        "drain starts, so a restart refuses no handshake",
+    )
     add("--loop", str, "asyncio", "event loop: asyncio or uvloop")
     add("--log-level", str, "info", "logging level")
     parser.add_argument("--version", action="version", version=f"lucent_ws {__version__}")

@@ -49,6 +49,8 @@ class Settings:
     """The node-wide byte cap of the rooms' histories."""
     recover_max: int = DEFAULT_RECOVER_MAX
     """Missed messages a rejoin with ``since`` may replay."""
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT; a drain first stops listening (the fresh process takes over)."""
     reconnect_within: float = 5.0
     """The drain hint: v2 clients spread their reconnects over this many seconds (0: none)."""
     policies: Policies = field(default_factory=Policies)
@@ -112,6 +114,7 @@ class Settings:
             history_max_bytes=ns.history_max_bytes,
             recover_max=ns.recover_max,
             reconnect_within=ns.reconnect_within,
+            reuse_port=ns.reuse_port,
             policies=getattr(ns, "policies", None) or Policies(),
             warnings=tuple(warnings),
         )

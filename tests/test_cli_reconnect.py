@@ -16,7 +16,8 @@ import websockets
 from lucent_ws.cli import build_app, main, parse_args
 from lucent_ws.keys import STATE_KEY
 
-from .hubprocess import ROOT, hub_process
+from .conftest import UPGRADE_HEADERS
+from .hubprocess import ROOT, free_port, hub_process
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +90,33 @@ async def test_a_process_started_with_the_flag_sends_that_hint_on_sigterm(tmp_pa
     assert hint == {"type": "reconnect", "within": 1.5}
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1001
+
+
+async def test_with_reuse_port_a_fresh_process_takes_every_handshake_while_the_old_drains(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    flags = ("--no-heartbeat", "--reuse-port", "--close-timeout", "3")
+    async with hub_process(*flags, tmp_path=tmp_path, port=port) as old:
+        # A peer that never answers the close frame holds the old process's drain open.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        headers = "".join(f"{k}: {v}\r\n" for k, v in UPGRADE_HEADERS.items())
+        writer.write(f"GET /ws?v=2 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode())
+        assert b" 101 " in await reader.readline()
+        async with hub_process(*flags, tmp_path=tmp_path, port=port):
+            old.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)  # the old process is draining now
+            statuses = []
+            for _ in range(40):
+                try:
+                    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?v=2") as ws:
+                        await ws.recv()
+                        statuses.append(101)
+                except websockets.InvalidStatus as exc:
+                    statuses.append(exc.response.status_code)
+            still_draining = old.proc.returncode is None
+            assert await asyncio.wait_for(old.proc.wait(), 15) == 0
+        writer.close()
+    print(f"40 handshakes while the old process drained: {statuses.count(101)} upgraded")
+    assert still_draining
+    assert statuses == [101] * 40
