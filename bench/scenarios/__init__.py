@@ -13,6 +13,8 @@ from bench.scenarios import (
     history,
     idle,
     latency,
+    soak,
+    storm,
     sweep,
 )
 
@@ -29,5 +31,7 @@ SCENARIOS: dict[str, Scenario] = {
         sweep.SCENARIO,
         cluster.SCENARIO,
         history.SCENARIO,
+        storm.SCENARIO,
+        soak.SCENARIO,
     )
 }
