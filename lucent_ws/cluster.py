@@ -18,14 +18,70 @@ I/O task, and reads come from its local replica.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .connection import Connection
 from .envelope import RoomMessage
 from .replica import ClusterView
 from .stats import ClusterStats, Stats
 
-__all__ = ["Cluster", "LocalNode", "SingleNode"]
+if TYPE_CHECKING:
+    from .broker.backend import Appended, StreamRead
+    from .policy import RoomPolicy
+    from .ring import Position
+    from .sequencer import Resync
+
+__all__ = ["Cluster", "HistoryTarget", "LocalNode", "SharedHistory", "SingleNode"]
+
+
+class HistoryTarget(Protocol):
+    """Where a cluster's history rooms are delivered on this node (the manager's side)."""
+
+    def policy(self, room: str) -> RoomPolicy | None:
+        """The room's policy if it keeps history, else None."""
+
+    def local_rooms(self) -> list[str]:
+        """The history rooms with members on this node."""
+
+    def deliver(self, message: RoomMessage, exclude: frozenset[str]) -> int:
+        """Deliver a sequenced message to the room's local members and keep a copy."""
+
+    def resync(self, resync: Resync) -> int:
+        """Send ``resync`` to the room's local v2 members; returns how many got it."""
+
+
+class SharedHistory(Protocol):
+    """History rooms whose offsets a cluster's backend assigns (one order on every node).
+
+    Methods that reach the backend raise :class:`~lucent_ws.errors.Unavailable`
+    while it is unreachable.
+    """
+
+    def position(self, room: str) -> Position | None:
+        """The room's epoch and the last offset delivered on this node; None if unknown."""
+
+    async def follow(self, room: str, policy: RoomPolicy) -> Position:
+        """:meth:`position`, asking the backend first if this node does not follow the room."""
+
+    async def append(
+        self,
+        message: RoomMessage,
+        policy: RoomPolicy,
+        exclude: frozenset[str],
+        publish_id: str | None,
+    ) -> Appended:
+        """Append and publish through the backend; the offset it got."""
+
+    def append_later(
+        self, message: RoomMessage, policy: RoomPolicy, exclude: frozenset[str]
+    ) -> bool:
+        """Hand the append to the ordered publisher; False (undelivered) when down."""
+
+    async def read(self, room: str, policy: RoomPolicy, after: int, count: int) -> StreamRead:
+        """The backend's position of the room and up to ``count`` entries after ``after``."""
+
+    async def caught_up(self, room: str, top: int, timeout: float) -> Position | None:
+        """Wait (at most ``timeout``) until this node delivered ``top`` of the room's epoch."""
 
 
 class LocalNode(Protocol):
@@ -59,6 +115,9 @@ class LocalNode(Protocol):
     def local_stats(self) -> Stats:
         """This node's own figures."""
 
+    def history_target(self) -> HistoryTarget | None:
+        """Where sequenced history-room messages go; None: the node keeps no history."""
+
 
 class Cluster(Protocol):
     """What the manager calls to reach connections on other nodes.
@@ -76,6 +135,10 @@ class Cluster(Protocol):
     @property
     def view(self) -> ClusterView:
         """The other nodes' membership, as replicated."""
+
+    @property
+    def history(self) -> SharedHistory | None:
+        """Shared history rooms; None: each node numbers its own (a single node)."""
 
     def connected(self, conn: Connection) -> None:
         """A local connection opened."""
@@ -131,6 +194,11 @@ class SingleNode:
     def view(self) -> ClusterView:
         """An empty view."""
         return self._view
+
+    @property
+    def history(self) -> SharedHistory | None:
+        """None: this node numbers its history rooms itself."""
+        return None
 
     def connected(self, conn: Connection) -> None:
         """Nothing to replicate."""

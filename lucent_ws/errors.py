@@ -5,7 +5,8 @@
     LucentWSError
     ├── ConfigurationError      invalid settings (e.g. heartbeat timeout > interval)
     ├── ProtocolError           a client message the wire protocol rejects
-    │   └── Forbidden               a hook refuses a client's publish
+    │   ├── Forbidden               a hook refuses a client's publish
+    │   └── Unavailable             a history room cannot take a publish (broker down)
     ├── HandshakeError          a WebSocket handshake refused before the upgrade
     │   ├── OriginRejected          403, Origin not allowed
     │   ├── HostRejected            403, Host not served (DNS rebinding)
@@ -38,6 +39,7 @@ __all__ = [
     "RequestFailed",
     "RequestTimeout",
     "ServiceUnavailable",
+    "Unavailable",
     "UnsupportedVersion",
 ]
 
@@ -73,6 +75,17 @@ class Forbidden(ProtocolError):
 
     def __init__(self, message: str = "Publishing to this room is not allowed") -> None:
         super().__init__("publish_forbidden", message)
+
+
+class Unavailable(ProtocolError):
+    """A history room cannot take a publish now: the broker that assigns offsets is down.
+
+    Nothing was published and no offset was handed out; the client gets
+    ``unavailable`` and may retry (with the same publish id).
+    """
+
+    def __init__(self, message: str = "History is unavailable: the broker is down") -> None:
+        super().__init__("unavailable", message)
 
 
 class HandshakeError(LucentWSError):

@@ -4,21 +4,74 @@ The session hands these over for v2 connections in rooms whose policy has
 ``history_size``. A join runs synchronously from the recovery to the last
 replayed frame: no live message of the room can be queued for the client in
 between, so the replay and the live messages that follow it hold every offset
-once, in order (the broker path merges them by offset, see
-:mod:`lucent_ws.resume`).
+once, in order. With a broker (offsets assigned by its backend) the join first
+awaits what it must read from the backend (:mod:`lucent_ws.shared_reads`),
+then runs the same synchronous step; a backend that cannot be reached answers
+``unavailable``.
 """
 
 from __future__ import annotations
 
 from . import replies
 from .connection import Connection
-from .errors import ProtocolError
+from .envelope import RoomMessage
+from .errors import ProtocolError, Unavailable
 from .manager import WebSocketManager
 from .policy import RoomPolicy
 from .protocol import ErrorCode, History, Join, Ref
+from .recovery import RecoveryResult
+from .shared_reads import finish_recovery, prepare_recovery, shared_page
 from .streams import Published, since_of
 
-__all__ = ["ack", "answer_history", "join_history_room"]
+__all__ = ["ack", "answer_history", "join_history", "join_history_room", "publish"]
+
+
+async def join_history(
+    manager: WebSocketManager, conn: Connection, message: Join, policy: RoomPolicy
+) -> None:
+    """:func:`join_history_room`, on a single node or with a broker."""
+    shared = manager.cluster.history
+    if shared is None:
+        join_history_room(manager, conn, message, policy)
+        return
+    room, ref, store = message.room, message.ref, manager.streams.store
+    since = since_of(message.since)
+    recover_max = manager.streams.recover_max
+    try:
+        if since is None or room in conn.rooms:
+            await shared.follow(room, policy)
+            read: dict[int, bytes] = {}
+        else:
+            read = await prepare_recovery(shared, store, room, policy, since, recover_max)
+    except Unavailable as exc:
+        raise ProtocolError(exc.code, exc.message, ref) from None
+    if conn.closed:
+        return
+    position = shared.position(room)
+    assert position is not None
+    if since is None or room in conn.rooms:
+        manager.join_room(conn.id, room)
+        manager.send_encoded(conn, replies.encode_joined_at(room, *position, ref))
+        return
+    result, frames = finish_recovery(
+        shared, store, room, policy, since, read, recover_max, manager.headroom(conn) // 2
+    )
+    manager.join_room(conn.id, room)
+    _send_recovery(manager, conn, room, ref, result, frames)
+
+
+async def publish(
+    manager: WebSocketManager,
+    message: RoomMessage,
+    ref: Ref | None,
+    publish_id: str | None,
+    exclude: tuple[str, ...],
+) -> Published:
+    """A client's broadcast, its offset assigned (``unavailable`` when it cannot be)."""
+    try:
+        return await manager.publish_confirmed(message, exclude, publish_id)
+    except Unavailable as exc:
+        raise ProtocolError(exc.code, exc.message, ref) from None
 
 
 def join_history_room(
@@ -40,6 +93,17 @@ def join_history_room(
         return
     result, frames = streams.recover(room, policy, since, manager.headroom(conn) // 2)
     manager.join_room(conn.id, room)
+    _send_recovery(manager, conn, room, ref, result, frames)
+
+
+def _send_recovery(
+    manager: WebSocketManager,
+    conn: Connection,
+    room: str,
+    ref: Ref | None,
+    result: RecoveryResult,
+    frames: list[bytes],
+) -> None:
     reason = None if result.reason is None else str(result.reason)
     manager.send_encoded(
         conn,
@@ -57,15 +121,22 @@ def join_history_room(
         manager.send_encoded(conn, frame)
 
 
-def answer_history(manager: WebSocketManager, conn: Connection, message: History) -> bytes:
-    """The ``history`` answer for a member of a history room."""
+async def answer_history(manager: WebSocketManager, conn: Connection, message: History) -> bytes:
+    """The ``history`` answer for a member of a history room (from the backend with a broker)."""
     room, ref = message.room, message.ref
     policy = manager.policies.for_room(room)
     if not policy.history_size:
         raise ProtocolError(ErrorCode.HISTORY_DISABLED, f"Room '{room}' has no history", ref)
     if room not in conn.rooms:
         raise ProtocolError(ErrorCode.NOT_MEMBER, f"Not a member of room '{room}'", ref)
-    position, messages = manager.streams.page(room, policy, since_of(message.since), message.limit)
+    since, shared = since_of(message.since), manager.cluster.history
+    if shared is None:
+        position, messages = manager.streams.page(room, policy, since, message.limit)
+    else:
+        try:
+            position, messages = await shared_page(shared, room, policy, since, message.limit)
+        except Unavailable as exc:
+            raise ProtocolError(exc.code, exc.message, ref) from None
     return replies.encode_history(room, position.epoch, position.offset, messages, ref)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "encode_message",
     "encode_pong",
     "encode_reply",
+    "encode_resync",
 ]
 
 
@@ -121,6 +122,21 @@ def encode_history(
     head = jsoncodec.dumps({"type": "history", "room": room, "epoch": epoch, "offset": offset})
     tail = b"}" if ref is None else b',"ref":' + jsoncodec.dumps(ref) + b"}"
     return head[:-1] + b',"messages":' + messages + tail
+
+
+def encode_resync(room: str, reason: str, epoch: str, offset: int) -> bytes:
+    """``{"type":"resync","room":R,"recovered":false,"reason":..,"epoch":E,"offset":TOP}``:
+    the client's state of the room must be refetched; messages continue after ``TOP``."""
+    return jsoncodec.dumps(
+        {
+            "type": "resync",
+            "room": room,
+            "recovered": False,
+            "reason": reason,
+            "epoch": epoch,
+            "offset": offset,
+        }
+    )
 
 
 def encode_pong(ref: Ref | None = None) -> bytes:

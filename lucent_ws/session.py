@@ -18,7 +18,7 @@ from .config import Limits
 from .connection import Connection
 from .envelope import V2, RoomMessage
 from .errors import ProtocolError
-from .history_requests import ack, answer_history, join_history_room
+from .history_requests import ack, answer_history, join_history, publish
 from .hooks import Hooks, call
 from .manager import WebSocketManager
 from .presence_hub import encode_presence
@@ -202,7 +202,7 @@ class Session:
             case Presence(room=room, ref=ref):
                 self._presence(room, ref)
             case History():
-                self._reply(answer_history(self.manager, self.conn, message))
+                self._reply(await answer_history(self.manager, self.conn, message))
             case AppMessage():
                 await self._application(message)
 
@@ -212,7 +212,7 @@ class Session:
         history = policy.history_size > 0 and conn.version == V2
         if room in conn.rooms:
             if history:
-                join_history_room(self.manager, conn, message, policy)
+                await join_history(self.manager, conn, message, policy)
             else:
                 self._reply(replies.encode_joined(room, ref))
             return
@@ -235,7 +235,7 @@ class Session:
                 ErrorCode.ROOM_FULL, f"Room '{room}' is full: at most {limit} members", ref
             )
         if history:
-            join_history_room(self.manager, conn, message, policy)
+            await join_history(self.manager, conn, message, policy)
             return
         self.manager.join_room(conn.id, room)
         self._reply(replies.encode_joined(room, ref))
@@ -265,10 +265,10 @@ class Session:
             if not self.open or room not in conn.rooms:
                 return  # closed or left while the hook ran
         data = jsoncodec.dumps(payload)
-        published = self.manager.publish_tracked(
-            RoomMessage(room, data, conn.id), (conn.id,), message.id
+        published = await publish(
+            self.manager, RoomMessage(room, data, conn.id), ref, message.id, (conn.id,)
         )
-        if ref is not None:
+        if ref is not None and self.open:
             self._reply(ack(ref, published))
 
     async def _application(self, message: AppMessage) -> None:

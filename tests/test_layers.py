@@ -46,6 +46,11 @@ PURE = [
     "ring.py",
     "recovery.py",
     "resume.py",
+    "sequencer.py",
+    "history_node.py",
+    "shared_reads.py",
+    "broker/history.py",
+    "broker/snapshots.py",
 ]
 
 

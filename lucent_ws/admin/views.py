@@ -10,6 +10,7 @@ from aiohttp import web
 from .. import jsoncodec
 from ..connection import Connection
 from ..envelope import RoomMessage
+from ..errors import Unavailable
 from ..manager import WebSocketManager
 from . import metrics
 from .http import BadRequest, error_response, json_response, load_body, load_query, unencodable
@@ -174,7 +175,10 @@ async def get_room_history(request: web.Request) -> web.StreamResponse:
     since = None
     if "since" in query:
         since = (query["since"], query.get("epoch", ""))
-    page = manager.get_history(room, since=since, limit=query.get("limit"))
+    try:
+        page = await manager.fetch_history(room, since=since, limit=query.get("limit"))
+    except Unavailable as exc:
+        return error_response(503, "unavailable", exc.message)
     return json_response(
         {"room": room, "epoch": page.epoch, "offset": page.offset, "messages": page.messages}
     )
@@ -294,7 +298,7 @@ async def broadcast(request: web.Request) -> web.StreamResponse:
             delivered = manager.broadcast_all(body["payload"], exclude=body["excluded"])
         else:
             data = jsoncodec.dumps(body["payload"])
-            published = manager.publish_tracked(RoomMessage(room, data), body["excluded"])
+            published = await manager.publish_confirmed(RoomMessage(room, data), body["excluded"])
             if published.offset is not None:
                 return json_response(
                     {
@@ -306,6 +310,8 @@ async def broadcast(request: web.Request) -> web.StreamResponse:
             delivered = published.delivered
     except TypeError as exc:
         raise unencodable(exc) from None
+    except Unavailable as exc:
+        return error_response(503, "unavailable", exc.message)
     return json_response({"delivered": delivered})
 
 

@@ -9,7 +9,11 @@ knows nothing about rooms or connections:
   whole), plus its sequence number;
 - per node, a **lease**: a small value that expires after a time-to-live unless
   renewed;
-- a **set of node ids**.
+- a **set of node ids**;
+- per history room, a **stream** (:meth:`Backend.append`, :meth:`Backend.read`):
+  the backend assigns offsets and the epoch, keeps the newest entries, and
+  publishes each append on the bus in the same atomic step, so every node
+  sees a room's messages in one order (see :mod:`lucent_ws.broker.history`).
 
 :class:`~lucent_ws.broker.replication.Broker` builds cluster membership,
 delivery and failure handling on top of it. Backend methods raise on failure
@@ -22,7 +26,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-__all__ = ["Backend", "NodeState", "Writes"]
+__all__ = [
+    "Appended",
+    "Backend",
+    "HistoryAppend",
+    "NodeState",
+    "StreamEntry",
+    "StreamRead",
+    "Writes",
+]
 
 
 @dataclass(slots=True)
@@ -60,6 +72,57 @@ class NodeState(NamedTuple):
     fields: dict[str, bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryAppend:
+    """One message for a history room's stream, and the bus frame that announces it.
+
+    The bus frame is ``bus_prefix + ',"o":OFFSET,"e":"EPOCH"' + bus_suffix``
+    (:func:`lucent_ws.broker.wire.room_frame_parts`), completed by the backend
+    once it has assigned the offset. ``fresh_epoch`` becomes the room's epoch if
+    the room has no position (new, expired, or lost by the backend): offsets
+    then start again at 1 in that epoch, never reused in an old one.
+    """
+
+    room: str
+    payload: bytes
+    sender: str | None
+    exclude: tuple[str, ...]
+    publish_id: str | None
+    size: int
+    """Entries to keep (``history_size``; trimmed approximately)."""
+    ttl: float
+    """Seconds the room's keys live after its last append (``history_ttl``)."""
+    fresh_epoch: str
+    bus_prefix: bytes
+    bus_suffix: bytes
+
+
+class Appended(NamedTuple):
+    """The offset an append got (or, ``duplicate``: the original's), and the epoch."""
+
+    offset: int
+    epoch: str
+    duplicate: bool
+
+
+class StreamEntry(NamedTuple):
+    """A kept message of a history room, as appended."""
+
+    offset: int
+    payload: bytes
+    sender: str | None
+    exclude: tuple[str, ...]
+    publish_id: str | None
+
+
+class StreamRead(NamedTuple):
+    """A room's epoch and top offset, and kept entries, read at one instant."""
+
+    epoch: str
+    top: int
+    entries: list[StreamEntry]
+
+
 class Backend(Protocol):
     """Key/value and pub/sub primitives for :class:`~lucent_ws.broker.Broker`."""
 
@@ -87,3 +150,18 @@ class Backend(Protocol):
 
     async def read_node(self, node: str) -> NodeState | None:
         """A node's lease and hash, read at one instant; None if its lease is gone."""
+
+    async def append(self, request: HistoryAppend) -> Appended:
+        """Atomically: assign the room's next offset, keep the entry, set the TTLs, publish.
+
+        A ``publish_id`` the room already holds appends and publishes nothing
+        and answers the original offset with ``duplicate=True``.
+        """
+
+    async def read(
+        self, room: str, after: int, count: int, fresh_epoch: str, ttl: float
+    ) -> StreamRead:
+        """The room's position and at most ``count`` entries after ``after``, oldest first.
+
+        A room without a position gets one (``fresh_epoch``, top 0, ``ttl``).
+        """

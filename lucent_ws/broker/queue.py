@@ -9,16 +9,20 @@ from collections import deque
 from collections.abc import Callable
 
 from ..replica import Change
+from .backend import HistoryAppend
 
-__all__ = ["PublishQueue"]
+__all__ = ["Item", "PublishQueue"]
+
+Item = bytes | Change | HistoryAppend
+"""A bus message, a membership change, or a history room's append."""
 
 logger = logging.getLogger("lucent_ws.broker")
 
 
 class PublishQueue:
-    """Bus messages and membership changes, in order, for one writer task.
+    """Bus messages, membership changes and history appends, in order, for one writer task.
 
-    While the backend is down nothing is queued: messages are counted as
+    While the backend is down nothing is queued: messages (and appends) are counted as
     ``undelivered`` (changes are not: the snapshot written on reconnection
     covers them). At most ``limit`` items wait; beyond that, the same.
     """
@@ -28,7 +32,7 @@ class PublishQueue:
         self.open = False
         """True while the backend is reachable: items are accepted."""
         self.undelivered = 0
-        self._items: deque[bytes | Change] = deque()
+        self._items: deque[Item] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._clock = clock
@@ -38,17 +42,17 @@ class PublishQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: bytes | Change) -> bool:
+    def put(self, item: Item) -> bool:
         """Queue one item; False (a message counted as undelivered) if it cannot be."""
         if not self.open or len(self._items) >= self.limit:
-            if isinstance(item, bytes):
+            if not isinstance(item, tuple):
                 self.undelivered += 1
             return False
         self._items.append(item)
         self._wake.set()
         return True
 
-    async def take(self) -> list[bytes | Change]:
+    async def take(self) -> list[Item]:
         """Wait for items; return every item queued, oldest first."""
         if not self._items:
             self._idle.set()
@@ -68,7 +72,7 @@ class PublishQueue:
     def close(self) -> None:
         """Accept nothing more; what was queued is dropped, its messages counted as undelivered."""
         self.open = False
-        self.undelivered += sum(1 for item in self._items if isinstance(item, bytes))
+        self.undelivered += sum(1 for item in self._items if not isinstance(item, tuple))
         self._items.clear()
 
     def went_down(self, where: str, exc: BaseException) -> None:

@@ -9,7 +9,17 @@ key prefix ``P`` (``--redis-prefix``, default ``lucent_ws``):
   lease (default 15 s) unless renewed;
 - ``P:conns:<id>`` — a hash of the node's connections and memberships plus
   ``~seq``, the node's membership sequence number;
-- ``P:nodes`` — the set of node ids, pruned of nodes whose lease is gone.
+- ``P:nodes`` — the set of node ids, pruned of nodes whose lease is gone;
+- per history room: ``P:hpos:<room>``, a hash of the room's epoch ``e`` and top
+  offset ``o``; ``P:hist:<room>``, a Stream of its entries under ids
+  ``<offset>-1`` (fields ``p`` payload, ``f`` sender, ``x`` excluded ids as
+  JSON, ``i`` publish id; trimmed with ``MAXLEN ~ history_size``);
+  ``P:hids:<room>``, a hash of publish id -> offset for the newest
+  ``history_size`` offsets. One Lua script (:data:`APPEND_SCRIPT`) assigns the
+  offset, appends, refreshes the three keys' TTL (``history_ttl`` after the last
+  append) and publishes on the bus, atomically. A missing position (new room,
+  expired, or a Redis that lost its data) is created with a fresh random epoch
+  and drops whatever stream or ids were left, so offsets are never reused.
 """
 
 from __future__ import annotations
@@ -25,13 +35,80 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.typing import EncodableT, FieldT
 
+from .. import jsoncodec
 from ..errors import ConfigurationError
-from .backend import NodeState, Writes
+from .backend import Appended, HistoryAppend, NodeState, StreamEntry, StreamRead, Writes
 from .replication import Broker
 
 __all__ = ["RedisBackend", "RedisBroker"]
 
 _SEQ_FIELD: Final = "~seq"
+
+
+# KEYS: position, stream, ids. ARGV: fresh epoch, publish id or "", size, ttl (ms),
+# bus prefix, bus suffix, payload, sender or "", excluded ids as JSON or "", channel.
+APPEND_SCRIPT: Final = """
+local pos, hist, hids = KEYS[1], KEYS[2], KEYS[3]
+local epoch = redis.call('HGET', pos, 'e')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', hist, hids)
+  redis.call('HSET', pos, 'e', epoch, 'o', 0)
+end
+local id = ARGV[2]
+if id ~= '' then
+  local seen = redis.call('HGET', hids, id)
+  if seen then
+    return {tonumber(seen), epoch, 1}
+  end
+end
+local size = tonumber(ARGV[3])
+local offset = redis.call('HINCRBY', pos, 'o', 1)
+local fields = {'p', ARGV[7]}
+if ARGV[8] ~= '' then
+  table.insert(fields, 'f'); table.insert(fields, ARGV[8])
+end
+if ARGV[9] ~= '' then
+  table.insert(fields, 'x'); table.insert(fields, ARGV[9])
+end
+if id ~= '' then
+  table.insert(fields, 'i'); table.insert(fields, id)
+  redis.call('HSET', hids, id, offset)
+  if redis.call('HLEN', hids) > 2 * size + 16 then
+    local all = redis.call('HGETALL', hids)
+    for i = 1, #all, 2 do
+      if tonumber(all[i + 1]) <= offset - size then
+        redis.call('HDEL', hids, all[i])
+      end
+    end
+  end
+end
+redis.call('XADD', hist, 'MAXLEN', '~', size, offset .. '-1', unpack(fields))
+redis.call('PEXPIRE', pos, ARGV[4])
+redis.call('PEXPIRE', hist, ARGV[4])
+redis.call('PEXPIRE', hids, ARGV[4])
+redis.call('PUBLISH', ARGV[10], ARGV[5] .. ',"o":' .. offset .. ',"e":"' .. epoch .. '"' .. ARGV[6])
+return {offset, epoch, 0}
+"""
+
+# KEYS: position, stream, ids. ARGV: after, count, fresh epoch, ttl (ms).
+READ_SCRIPT: Final = """
+local pos, hist = KEYS[1], KEYS[2]
+local epoch = redis.call('HGET', pos, 'e')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('DEL', hist, KEYS[3])
+  redis.call('HSET', pos, 'e', epoch, 'o', 0)
+  redis.call('PEXPIRE', pos, ARGV[4])
+  return {epoch, 0, {}}
+end
+local top = tonumber(redis.call('HGET', pos, 'o'))
+local entries = {}
+if tonumber(ARGV[2]) > 0 then
+  entries = redis.call('XRANGE', hist, (tonumber(ARGV[1]) + 1) .. '-0', '+', 'COUNT', ARGV[2])
+end
+return {epoch, top, entries}
+"""
 
 
 def _safe_url(url: str) -> str:
@@ -71,6 +148,8 @@ class RedisBackend:
         self._nodes_key = f"{prefix}:nodes"
         self._client: aioredis.Redis | None = None
         self._pubsub: Any = None
+        self._append: Any = None
+        self._read: Any = None
 
     @property
     def name(self) -> str:
@@ -100,6 +179,9 @@ class RedisBackend:
             socket_timeout=self.timeout,
             client_name=f"lucent_ws:{self.prefix}",
         )
+        # EVALSHA, loading the script again if the server lost it (a restart).
+        self._append = self._client.register_script(APPEND_SCRIPT)
+        self._read = self._client.register_script(READ_SCRIPT)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel)
 
@@ -155,6 +237,43 @@ class RedisBackend:
         previous, _ = await pipe.execute()
         return previous is not None
 
+    def history_keys(self, room: str) -> list[str]:
+        """A history room's keys: its position, its stream and its publish ids."""
+        p = self.prefix
+        return [f"{p}:hpos:{room}", f"{p}:hist:{room}", f"{p}:hids:{room}"]
+
+    async def append(self, request: HistoryAppend) -> Appended:
+        """Run the append script (see the module docs)."""
+        if self._append is None:
+            raise RuntimeError("Redis backend not connected")
+        args: list[EncodableT] = [
+            request.fresh_epoch,
+            request.publish_id or "",
+            max(1, request.size),
+            _ms(request.ttl),
+            request.bus_prefix,
+            request.bus_suffix,
+            request.payload,
+            request.sender or "",
+            jsoncodec.dumps(list(request.exclude)) if request.exclude else "",
+            self._channel,
+        ]
+        offset, epoch, duplicate = await self._append(
+            keys=self.history_keys(request.room), args=args
+        )
+        return Appended(int(offset), _text(epoch), bool(duplicate))
+
+    async def read(
+        self, room: str, after: int, count: int, fresh_epoch: str, ttl: float
+    ) -> StreamRead:
+        """Run the read script: position and entries at one instant."""
+        if self._read is None:
+            raise RuntimeError("Redis backend not connected")
+        epoch, top, raw = await self._read(
+            keys=self.history_keys(room), args=[after, max(count, 0), fresh_epoch, _ms(ttl)]
+        )
+        return StreamRead(_text(epoch), int(top), [_entry(i, f) for i, f in raw])
+
     async def node_ids(self) -> set[str]:
         """The members of ``P:nodes``."""
         return {_text(member) for member in await self.client.smembers(self._nodes_key)}
@@ -175,6 +294,19 @@ class RedisBackend:
         except ValueError:
             seq = 0
         return NodeState(ttl_ms / 1000, lease, seq, fields)
+
+
+def _entry(stream_id: bytes | str, flat: list[bytes]) -> StreamEntry:
+    fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat) - 1, 2)}
+    sender, excluded, pid = fields.get("f"), fields.get("x"), fields.get("i")
+    exclude = tuple(jsoncodec.loads(excluded)) if excluded else ()
+    return StreamEntry(
+        int(_text(stream_id).partition("-")[0]),
+        fields.get("p", b"null"),
+        None if sender is None else _text(sender),
+        exclude,
+        None if pid is None else _text(pid),
+    )
 
 
 def _ms(seconds: float) -> int:

@@ -31,10 +31,9 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection
 from typing import Any
 
-from .. import jsoncodec
 from ..cluster import LocalNode
 from ..connection import Connection
 from ..envelope import RoomMessage
@@ -42,9 +41,11 @@ from ..errors import ConfigurationError
 from ..replica import CONNECT, GONE, JOIN, LEAVE, META, Change, ClusterView
 from ..stats import ClusterStats, NodeStats
 from . import wire
-from .backend import Backend, Writes
+from .backend import Backend, HistoryAppend, Writes
+from .history import BrokerHistory
 from .membership import lease_value, own_figures, remote_figures, snapshot_fields, write_changes
 from .queue import PublishQueue
+from .snapshots import first_failure, read_all_nodes, read_node
 
 __all__ = ["Broker"]
 
@@ -89,6 +90,8 @@ class Broker:
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
         self._attempted = asyncio.Event()
+        self.history = BrokerHistory(backend, self._node_id, self._queue, self._history_target)
+        """History rooms numbered by the backend (:mod:`lucent_ws.broker.history`)."""
 
     # --- Cluster protocol ------------------------------------------------------------
 
@@ -161,6 +164,10 @@ class Broker:
             "nodes": nodes,
         }
 
+    def _history_target(self) -> Any:
+        node = self._node
+        return None if node is None else node.history_target()
+
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self, node: LocalNode) -> None:
@@ -193,6 +200,7 @@ class Broker:
                     )
         self._queue.open = False
         self._up_event.clear()
+        await self.history.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -246,7 +254,8 @@ class Broker:
             self._queue.came_up(self._node_id, self.backend.name)
             self._attempted.set()
             await self._resync_all()
-            await _first_failure(self._publisher(), self._subscriber(), self._ticker())
+            self.history.reconnected()
+            await first_failure(self._publisher(), self._subscriber(), self._ticker())
         finally:
             self._up_event.clear()
             self._queue.close()
@@ -284,17 +293,30 @@ class Broker:
     async def _publisher(self) -> None:
         while True:
             batch = await self._queue.take()
-            writes = Writes(self._node_id)
-            changes = [item for item in batch if isinstance(item, tuple)]
-            if changes:
-                self._seq += 1
-                write_changes(writes, changes, self._seq)
-            writes.messages.extend(item for item in batch if isinstance(item, bytes))
+            start = 0
             try:
-                await self.backend.write(writes)
+                # History appends run in queue order between the batch's other writes.
+                for index, item in enumerate(batch):
+                    if isinstance(item, HistoryAppend):
+                        await self._write(batch[start:index])
+                        start = index
+                        await self.backend.append(item)
+                        start = index + 1
+                await self._write(batch[start:])
             except BaseException:
-                self._queue.undelivered += len(writes.messages) - (1 if changes else 0)
+                self._queue.undelivered += sum(1 for i in batch[start:] if not isinstance(i, tuple))
                 raise
+
+    async def _write(self, items: list[Any]) -> None:
+        if not items:
+            return
+        writes = Writes(self._node_id)
+        changes = [item for item in items if isinstance(item, tuple)]
+        if changes:
+            self._seq += 1
+            write_changes(writes, changes, self._seq)
+        writes.messages.extend(item for item in items if isinstance(item, bytes))
+        await self.backend.write(writes)
 
     async def _subscriber(self) -> None:
         async for message in self.backend.messages():
@@ -307,9 +329,14 @@ class Broker:
         header, body = wire.decode(data)
         sender = header["n"]
         node = self._node
+        kind = header.get("t")
+        if kind == wire.ROOM and "o" in header:  # a history room: every node sequences it
+            if node is not None:
+                exclude = frozenset(header.get("x") or ())
+                self.history.on_bus(wire.decode_room(header, body), exclude)
+            return
         if sender == self._node_id or node is None:
             return
-        kind = header.get("t")
         if kind == wire.ROOM:
             node.deliver_to_room(wire.decode_room(header, body), frozenset(header.get("x") or ()))
         elif kind == wire.ALL:
@@ -361,48 +388,7 @@ class Broker:
     async def _resync_all(self) -> None:
         self._resync.clear()
         self._resync_nodes.clear()
-        members = await self.backend.node_ids()
-        members.discard(self._node_id)
-        for node_id in self._view.node_ids():
-            # A node not confirmed since an outage may not have registered again yet
-            # (a Redis that lost its data): its lease in the view decides, so presence
-            # never announces a leave and a join for members that never left.
-            if node_id not in members and not self._view.suspended(node_id):
-                self._view.drop(node_id)
-        for node_id in members:
-            await self._resync_node(node_id)
+        await read_all_nodes(self.backend, self._view, self._node_id)
 
     async def _resync_node(self, node_id: str) -> None:
-        state = await self.backend.read_node(node_id)
-        if state is None:
-            if self._view.suspended(node_id):
-                return  # it may be registering again right now: its lease in the view decides
-            self._view.drop(node_id)
-            await self.backend.write(Writes(node_id, forget=True))
-            return
-        records, malformed = wire.decode_snapshot(state.fields)
-        if malformed:
-            logger.warning("node %s: %d malformed membership fields skipped", node_id, malformed)
-        try:
-            stats = jsoncodec.loads(state.lease)
-        except ValueError:
-            stats = {}
-        self._view.apply_snapshot(
-            node_id, state.seq, records, state.ttl, stats if isinstance(stats, dict) else {}
-        )
-
-
-async def _first_failure(*coroutines: Coroutine[Any, Any, None]) -> None:
-    """Run coroutines together until one ends; cancel the rest; re-raise its error."""
-    tasks = [asyncio.ensure_future(coro) for coro in coroutines]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in done:
-        exc = task.exception()
-        if exc is not None:
-            raise exc
-    raise ConnectionError("broker subscription ended")
+        await read_node(self.backend, self._view, node_id)

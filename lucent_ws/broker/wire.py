@@ -51,6 +51,8 @@ __all__ = [
     "encode_meta",
     "encode_room",
     "room_field",
+    "room_frame_parts",
+    "with_position",
 ]
 
 ROOM: Final = "room"
@@ -92,6 +94,25 @@ def encode_room(node: str, message: RoomMessage, exclude: Iterable[str]) -> byte
         fields["o"] = message.offset
         fields["e"] = message.epoch
     return encode(node, ROOM, message.payload, **fields)
+
+
+def room_frame_parts(
+    node: str, message: RoomMessage, exclude: Iterable[str]
+) -> tuple[bytes, bytes]:
+    """A history room's bus message without its position: what goes before and after it.
+
+    The backend joins them with :func:`with_position` once it assigned the offset.
+    """
+    fields: dict[str, Any] = {"n": node, "t": ROOM, "r": message.room, "x": list(exclude)}
+    if message.sender is not None:
+        fields["f"] = message.sender
+    header = jsoncodec.dumps(fields)
+    return header[:-1], b"}" + _SEPARATOR + message.payload
+
+
+def with_position(prefix: bytes, suffix: bytes, offset: int, epoch: str) -> bytes:
+    """The bus message of :func:`room_frame_parts` at ``offset`` of ``epoch`` (a hex string)."""
+    return prefix + b',"o":' + str(offset).encode() + b',"e":"' + epoch.encode() + b'"' + suffix
 
 
 def decode_room(header: Mapping[str, Any], body: bytes) -> RoomMessage:

@@ -34,6 +34,10 @@ class RecordingBroker:
     def view(self) -> ClusterView:
         return self._view
 
+    @property
+    def history(self) -> None:
+        return None
+
     def connected(self, conn: Connection) -> None:
         self.changed.append(("connected", conn.id, dict(conn.meta)))
 
