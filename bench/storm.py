@@ -11,7 +11,8 @@ and one task that does what ``lucent_ws.client`` does on a drain:
   come at ``uniform(0, S)``; any other loss waits ``uniform(0, min(20, 0.5 * 2**n))``
   (``lucent_ws.client.policy``: full jitter, the attempt counter reset once joined);
 - it re-joins with ``since`` and records the answer: recovered (with ``missed``) or not
-  (with the ``reason``), and the replayed messages that follow.
+  (with the ``reason``), and the replayed messages that follow; a join answered
+  ``unavailable`` is sent again after a backoff on the same connection.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Tally:
     outcomes: Counter[str] = field(default_factory=Counter)
     """Re-joins with ``since``: ``recovered`` or the reason of ``recovered: false``."""
     missed: int = 0
+    unavailable: int = 0
+    """Joins answered ``unavailable`` (asked again after a backoff, like the official clients)."""
     since: float | None = None
     """When the storm started (the old hub got SIGTERM); earlier handshakes are setup."""
 
@@ -70,6 +73,7 @@ class StormClient:
         self.conn: WsConn | None = None
         self._hint: float | None = None
         self._attempt = 0
+        self._join_attempt = 0
 
     async def run(self, gate: asyncio.Semaphore) -> None:
         """Connect, join, and keep reconnecting until cancelled; ``gate`` paces the first join."""
@@ -102,11 +106,8 @@ class StormClient:
             return
         if self.tally.since is not None:
             self.tally.handshakes.append(time.monotonic())
-        join: dict[str, Any] = {"type": "join", "room": self.room}
-        if self.epoch is not None and self.offset is not None:
-            join["since"] = {"epoch": self.epoch, "offset": self.offset}
-        conn.send_json(join)
         self.conn = conn
+        self._send_join(conn)
         if not self.joined.is_set():  # the first join: wait for it here (paced by the gate)
             while not self.joined.is_set():
                 try:
@@ -114,6 +115,14 @@ class StormClient:
                 except ConnectionResetError:
                     self.conn = None
                     return
+
+    def _send_join(self, conn: WsConn) -> None:
+        if conn is not self.conn or conn.closing():
+            return
+        join: dict[str, Any] = {"type": "join", "room": self.room}
+        if self.epoch is not None and self.offset is not None:
+            join["since"] = {"epoch": self.epoch, "offset": self.offset}
+        conn.send_json(join)
 
     async def _read(self, conn: WsConn) -> None:
         while True:
@@ -132,9 +141,14 @@ class StormClient:
             self._on_joined(frame)
         elif kind == "reconnect" and isinstance(frame.get("within"), int | float):
             self._hint = float(frame["within"])
+        elif kind == "error" and frame.get("code") == "unavailable" and self.conn is not None:
+            self.tally.unavailable += 1
+            delay = self.rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**self._join_attempt))
+            self._join_attempt += 1
+            asyncio.get_running_loop().call_later(delay, self._send_join, self.conn)
 
     def _on_joined(self, frame: dict[str, Any]) -> None:
-        self._attempt = 0
+        self._attempt = self._join_attempt = 0
         asked = self.epoch is not None
         recovered = frame.get("recovered") is True
         if asked:

@@ -128,7 +128,7 @@ async def run(ctx: Context) -> Result:
         tally = Tally()
         rng = random.Random(1)
         storm = [StormClient(HOST, old.port, rooms[i % ROOMS], tally, rng) for i in range(clients)]
-        gate = asyncio.Semaphore(100)
+        gate = asyncio.Semaphore(50)
         tasks = [asyncio.create_task(c.run(gate)) for c in storm]
         stack.callback(lambda: [t.cancel() for t in tasks])
         joined = lambda: sum(c.joined.is_set() for c in storm)  # noqa: E731
@@ -181,6 +181,7 @@ async def run(ctx: Context) -> Result:
         "refused_connections": tally.refused,
         "outcomes": dict(tally.outcomes),
         "missed_replayed": tally.missed,
+        "joins_unavailable": tally.unavailable,
         "messages_per_client": BEFORE + MEANWHILE,
         **bad,
         "buckets_250ms": counts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
 import logging
 import random
@@ -17,7 +18,7 @@ import aiohttp
 from ..errors import ConnectionClosed, Disconnected, RequestFailed, RequestTimeout
 from .endpoints import Endpoints, UrlSource
 from .events import ClientEvent, Listener, Listeners, TokenGetter
-from .policy import ABNORMAL, AUTH_CLASS, Backoff, drain_delay, is_final
+from .policy import ABNORMAL, AUTH_CLASS, UNAVAILABLE, Backoff, drain_delay, is_final
 from .requests import PendingRequests
 from .rooms import Room, Stream
 from .routing import parse_text, route
@@ -342,7 +343,17 @@ class Client:
     async def _rejoin_all(self) -> None:
         async def rejoin(room: Room) -> None:
             try:
-                await self._join(room, None)
+                for attempt in itertools.count():
+                    try:
+                        await self._join(room, None)
+                        return
+                    except RequestFailed as exc:
+                        if exc.code != UNAVAILABLE:
+                            raise
+                    # The hub cannot serve the room's history now (its broker is away):
+                    # the room stays, and this connection asks again after a backoff.
+                    window = self.backoff.window(attempt)
+                    await asyncio.sleep((self._rng or random).uniform(0.0, window))
             except RequestFailed as exc:  # e.g. forbidden now: the room is gone
                 if self.rooms.get(room.name) is room:
                     del self.rooms[room.name]

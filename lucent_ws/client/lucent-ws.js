@@ -241,6 +241,7 @@ export class Client {
     this._wakeAt = 0;
     this._watchdog = null;
     this._hint = null;
+    this._retries = new Set();
     if (options.onEvent) this.on("event", options.onEvent);
     this._onWake = () => this._wake();
     this._onVisible = () => {
@@ -460,6 +461,8 @@ export class Client {
     }
     clearTimeout(this._watchdog);
     this._watchdog = null;
+    for (const timer of this._retries) clearTimeout(timer);
+    this._retries.clear();
   }
 
   /** Close a socket we gave up on and handle the loss at once. */
@@ -496,15 +499,26 @@ export class Client {
     this._emit({ kind: "connected", id: this.id, url: this.url });
     this._releaseWaiters(null);
     // Rooms never joined yet are being joined by their own join() call.
-    for (const room of [...this.rooms.values()].filter((r) => r._everJoined)) {
-      this._join(room).catch((err) => {
-        if (err instanceof RequestFailed && this.rooms.get(room.name) === room) {
-          this.rooms.delete(room.name);
-          room._end();
-          this._emit({ kind: "left", room: room.name, reason: err.code });
-        }
-      });
-    }
+    for (const room of [...this.rooms.values()].filter((r) => r._everJoined)) this._rejoin(ws, room, 0);
+  }
+
+  _rejoin(ws, room, attempt) {
+    this._join(room).catch((err) => {
+      if (!(err instanceof RequestFailed) || this.rooms.get(room.name) !== room) return;
+      if (err.code === "unavailable") {
+        // The hub cannot serve the room's history now: keep the room, ask again later.
+        const delay = this.random() * backoffWindow(attempt, this.backoff.base, this.backoff.cap);
+        const timer = setTimeout(() => {
+          this._retries.delete(timer);
+          if (this._ws === ws && this.state === "connected") this._rejoin(ws, room, attempt + 1);
+        }, delay);
+        this._retries.add(timer);
+        return;
+      }
+      this.rooms.delete(room.name);
+      room._end();
+      this._emit({ kind: "left", room: room.name, reason: err.code });
+    });
   }
 
   /** The watchdog: nothing for heartbeat interval + timeout means the connection is dead. */
