@@ -34,6 +34,7 @@ from .errors import (
     OriginRejected,
     ProtocolError,
     ServiceUnavailable,
+    Unavailable,
 )
 from .handler import WebSocketHandler, websocket_handler
 from .keys import HANDLER_KEY, MANAGER_KEY, STATE_KEY
@@ -63,6 +64,7 @@ __all__ = [
     "RoomPolicy",
     "SafeAccessLogger",
     "ServiceUnavailable",
+    "Unavailable",
     "WebSocketHandler",
     "WebSocketManager",
     "__version__",

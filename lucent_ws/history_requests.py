@@ -37,19 +37,28 @@ async def join_history(
     room, ref, store = message.room, message.ref, manager.streams.store
     since = since_of(message.since)
     recover_max = manager.streams.recover_max
+    plain = since is None or room in conn.rooms
+    read: dict[int, bytes] = {}
+    position = None
     try:
-        if since is None or room in conn.rooms:
-            await shared.follow(room, policy)
-            read: dict[int, bytes] = {}
+        # A reconnection's check may stop following a room without members while this
+        # join awaits: follow it again (the step below must not await).
+        for _ in range(3):
+            if plain:
+                await shared.follow(room, policy)
+            else:
+                assert since is not None
+                read = await prepare_recovery(shared, store, room, policy, since, recover_max)
+            position = shared.position(room)
+            if position is not None:
+                break
         else:
-            read = await prepare_recovery(shared, store, room, policy, since, recover_max)
+            raise Unavailable()
     except Unavailable as exc:
         raise ProtocolError(exc.code, exc.message, ref) from None
     if conn.closed:
         return
-    position = shared.position(room)
-    assert position is not None
-    if since is None or room in conn.rooms:
+    if plain or since is None:
         manager.join_room(conn.id, room)
         manager.send_encoded(conn, replies.encode_joined_at(room, *position, ref))
         return

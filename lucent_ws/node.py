@@ -248,6 +248,37 @@ class Node:
 
     # --- heartbeat ---------------------------------------------------------------
 
+    def configure_heartbeat(self, config: HeartbeatConfig | None) -> None:
+        """Set the heartbeat timing (None: off); a running heartbeat restarts with it."""
+        if config is None:
+            self._heartbeat.stop()
+            self._heartbeat.config = None
+        elif self._heartbeat.active:
+            self._heartbeat.config = config
+            self._heartbeat.start()
+        else:
+            self._heartbeat.config = config
+
+    def start_heartbeat(self, interval: float | None = None, timeout: float | None = None) -> None:
+        """(Re)start the heartbeat (seconds; missing values: the configuration's) on the loop.
+
+        The timing used becomes the configuration; ``timeout > interval`` raises
+        :class:`~lucent_ws.errors.ConfigurationError`.
+        """
+        self._heartbeat.start(interval, timeout)
+
+    def stop_heartbeat(self) -> None:
+        """Stop the heartbeat timer (connections stay open; the next one restarts it)."""
+        self._heartbeat.stop()
+
+    def pong(self, conn_id: str) -> bool:
+        """Mark a connection alive; False for an unknown id."""
+        conn = self._hub.connections.get(conn_id)
+        if conn is None:
+            return False
+        conn.last_seen = self._clock()
+        return True
+
     @property
     def heartbeat_config(self) -> HeartbeatConfig | None:
         """The heartbeat timing used when it (re)starts; None: off."""

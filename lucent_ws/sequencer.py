@@ -75,6 +75,8 @@ class RoomSequence:
     filling: bool = False
     target: int = 0
     """The highest offset the current fill must account for."""
+    recheck: int = 0
+    """A top the backend reported while a fill was in flight, to catch up with after it."""
     generation: int = 0
     """Bumped on each reset, so that a fill begun before it is ignored."""
     retired: list[str] = field(default_factory=list)
@@ -165,9 +167,10 @@ class Sequencer:
             return _NOTHING
         if epoch != seq.epoch:
             return self._new_epoch(room, seq, epoch, top)
-        if top <= seq.last or seq.filling:
-            if seq.filling:
-                seq.target = max(seq.target, top)
+        if seq.filling:
+            seq.recheck = max(seq.recheck, top)  # asked for once the read in flight is done
+            return _NOTHING
+        if top <= seq.last:
             return _NOTHING
         return self._ask(room, seq, [], top)
 
@@ -210,6 +213,9 @@ class Sequencer:
             self._drain(seq, actions)
         if seq.held:
             return self._ask(room, seq, actions, min(seq.held) - 1)
+        recheck, seq.recheck = seq.recheck, 0
+        if recheck > seq.last:
+            return self._ask(room, seq, actions, recheck)
         return Step(actions)
 
     def _ask(
@@ -245,7 +251,7 @@ class Sequencer:
         seq.epoch, seq.last = epoch, max(0, top - self.max_fill)
         seq.held.clear()
         seq.filling = False
-        seq.target = 0
+        seq.target = seq.recheck = 0
         seq.generation += 1
         self.resyncs += 1
         return Resync(room, reason, epoch, seq.last)

@@ -251,7 +251,8 @@ class Session:
         conn, room, ref = self.conn, message.room, message.ref
         if room not in conn.rooms:
             raise ProtocolError(ErrorCode.NOT_MEMBER, f"Not a member of room '{room}'", ref)
-        if self.manager.policies.for_room(room).client_publish == "none":
+        policy = self.manager.policies.for_room(room)
+        if policy.client_publish == "none":
             raise ProtocolError(
                 ErrorCode.PUBLISH_FORBIDDEN, f"Clients may not publish to room '{room}'", ref
             )
@@ -265,9 +266,12 @@ class Session:
             if not self.open or room not in conn.rooms:
                 return  # closed or left while the hook ran
         data = jsoncodec.dumps(payload)
-        published = await publish(
-            self.manager, RoomMessage(room, data, conn.id), ref, message.id, (conn.id,)
-        )
+        message_out = RoomMessage(room, data, conn.id)
+        if policy.history_size and self.manager.cluster.history is not None:
+            # The backend assigns the offset: wait for it (``unavailable`` when down).
+            published = await publish(self.manager, message_out, ref, message.id, (conn.id,))
+        else:
+            published = self.manager.publish_tracked(message_out, (conn.id,), message.id)
         if ref is not None and self.open:
             self._reply(ack(ref, published))
 

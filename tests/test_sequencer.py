@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from lucent_ws.envelope import RoomMessage
 from lucent_ws.sequencer import EPOCH_CHANGED, GAP, Delivery, Resync, Sequencer, Step
 
@@ -133,3 +136,62 @@ def test_a_new_epoch_seen_late_starts_at_its_first_offset() -> None:
     check = seq.checked("r", "e3", 2)
     assert resyncs(check) == [Resync("r", EPOCH_CHANGED, "e3", 0)]
     assert check.fill == (1, 2)
+
+
+def test_a_position_check_during_a_fill_is_caught_up_after_it() -> None:
+    seq = Sequencer()
+    seq.adopt("r", "e1", 0)
+    assert seq.offer(msg(3), NONE).fill == (1, 2)
+    assert seq.checked("r", "e1", 6) == Step([])  # a read is in flight
+    gen = seq.generation("r")
+    step = seq.filled("r", gen, "e1", 6, [Delivery(msg(1), NONE), Delivery(msg(2), NONE)])
+    assert delivered(step) == [1, 2, 3]
+    assert resyncs(step) == []  # 4..6 were not read yet: not lost
+    assert step.fill == (4, 6)
+    last = seq.filled(
+        "r", gen, "e1", 6, [Delivery(msg(4), NONE), Delivery(msg(5), NONE), Delivery(msg(6), NONE)]
+    )
+    assert delivered(last) == [4, 5, 6]
+
+
+@st.composite
+def lossy_buses(draw: st.DrawFn) -> tuple[int, list[int], list[int]]:
+    """N messages; the offsets the bus still carries (in order); when each fill is served."""
+    total = draw(st.integers(1, 40))
+    kept = [o for o in range(1, total + 1) if draw(st.booleans()) or o == total]
+    delays = draw(st.lists(st.integers(0, 5), min_size=total, max_size=total))
+    return total, kept, delays
+
+
+@given(lossy_buses())
+@settings(max_examples=300, deadline=None)
+def test_every_offset_once_in_order_whatever_the_bus_lost(
+    case: tuple[int, list[int], list[int]],
+) -> None:
+    total, kept, delays = case
+    seq = Sequencer()
+    seq.adopt("r", "e1", 0)
+    out: list[int] = []
+    pending: list[tuple[int, int, tuple[int, int]]] = []  # (due, generation, (first, last))
+
+    def run(step: Step, now: int) -> None:
+        assert not resyncs(step)
+        out.extend(delivered(step))
+        if step.fill is not None:
+            pending.append((now + delays[now % total], seq.generation("r"), step.fill))
+
+    def serve(now: int) -> None:
+        for item in [p for p in pending if p[0] <= now]:
+            pending.remove(item)
+            _, gen, (first, last) = item
+            entries = [Delivery(msg(o), NONE) for o in range(first, last + 1)]
+            run(seq.filled("r", gen, "e1", total, entries), now)
+
+    for now, offset in enumerate(kept):
+        serve(now)
+        run(seq.offer(msg(offset), NONE), now)
+    now = len(kept)
+    while pending:
+        serve(now)
+        now += 1
+    assert out == list(range(1, total + 1))

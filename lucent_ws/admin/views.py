@@ -163,7 +163,7 @@ async def list_rooms(request: web.Request) -> web.StreamResponse:
     "/rooms/{room:.+}/history",
     summary="A room's kept messages (rooms with history only)",
     query=RoomHistoryQuerySchema,
-    responses={200: RoomHistorySchema, 422: ValidationErrorSchema, **_NOT_FOUND},
+    responses={200: RoomHistorySchema, 422: ValidationErrorSchema, 503: ErrorSchema, **_NOT_FOUND},
 )
 async def get_room_history(request: web.Request) -> web.StreamResponse:
     """The messages as v2 clients get them, oldest first; 404 where the room keeps none."""
@@ -286,7 +286,7 @@ async def delete_connection(request: web.Request) -> web.StreamResponse:
     "/broadcast",
     summary="Send a payload to a room, or to everyone",
     body=BroadcastRequestSchema,
-    responses={200: DeliveredSchema, **_BAD_BODY},
+    responses={200: DeliveredSchema, 503: ErrorSchema, **_BAD_BODY},
 )
 async def broadcast(request: web.Request) -> web.StreamResponse:
     """``payload`` is delivered verbatim; ``exclude`` lists ids to skip."""

@@ -125,13 +125,13 @@ class BrokerHistory:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            self._progress.clear()  # before the check: a delivery after it wakes the wait
             position = self.sequencer.position(room)
             if position is not None and position.offset >= top:
                 return position
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            self._progress.clear()
             try:
                 async with asyncio.timeout(remaining):
                     await self._progress.wait()

@@ -132,6 +132,13 @@ class MemoryBackend:
             self.store.subscribers.discard(self._queue)
             self._queue = None
 
+    def drop_subscription(self) -> None:
+        """Lose this node's subscription, like its connection to Redis breaking (tests)."""
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            self.store.subscribers.discard(queue)
+            queue.put_nowait(None)
+
     async def messages(self) -> AsyncIterator[bytes]:
         """Bus messages until the store fails."""
         queue = self._queue

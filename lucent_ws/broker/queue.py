@@ -9,7 +9,8 @@ from collections import deque
 from collections.abc import Callable
 
 from ..replica import Change
-from .backend import HistoryAppend
+from .backend import Backend, HistoryAppend, Writes
+from .membership import write_changes
 
 __all__ = ["Item", "PublishQueue"]
 
@@ -27,8 +28,12 @@ class PublishQueue:
     covers them). At most ``limit`` items wait; beyond that, the same.
     """
 
-    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int, clock: Callable[[], float] = time.monotonic, *, node_id: str = ""
+    ) -> None:
         self.limit = limit
+        self.node_id = node_id
+        """The node whose items these are (what :meth:`write` writes for)."""
         self.open = False
         """True while the backend is reachable: items are accepted."""
         self.undelivered = 0
@@ -61,6 +66,26 @@ class PublishQueue:
         batch = list(self._items)
         self._items.clear()
         return batch
+
+    async def write(self, batch: list[Item], backend: Backend, next_seq: Callable[[], int]) -> None:
+        """Write a batch taken from the queue to ``backend``, in order.
+
+        Messages and changes go in one round trip per run; history appends run
+        between them in queue order. On failure the messages (and appends) not
+        written are counted as undelivered and the error is raised.
+        """
+        start = 0
+        try:
+            for index, item in enumerate(batch):
+                if isinstance(item, HistoryAppend):
+                    await _write_run(batch[start:index], backend, self.node_id, next_seq)
+                    start = index
+                    await backend.append(item)
+                    start = index + 1
+            await _write_run(batch[start:], backend, self.node_id, next_seq)
+        except BaseException:
+            self.undelivered += sum(1 for item in batch[start:] if not isinstance(item, tuple))
+            raise
 
     async def drained(self) -> None:
         """Return once the writer has taken every item (it must be running)."""
@@ -102,3 +127,16 @@ class PublishQueue:
             self._outage_since = None
         else:
             logger.info("node %s joined the cluster at %s", node_id, where)
+
+
+async def _write_run(
+    items: list[Item], backend: Backend, node_id: str, next_seq: Callable[[], int]
+) -> None:
+    if not items:
+        return
+    writes = Writes(node_id)
+    changes = [item for item in items if isinstance(item, tuple)]
+    if changes:
+        write_changes(writes, changes, next_seq())
+    writes.messages.extend(item for item in items if isinstance(item, bytes))
+    await backend.write(writes)

@@ -32,18 +32,17 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Collection
-from typing import Any
 
-from ..cluster import LocalNode
+from ..cluster import HistoryTarget, LocalNode
 from ..connection import Connection
 from ..envelope import RoomMessage
 from ..errors import ConfigurationError
 from ..replica import CONNECT, GONE, JOIN, LEAVE, META, Change, ClusterView
 from ..stats import ClusterStats, NodeStats
 from . import wire
-from .backend import Backend, HistoryAppend, Writes
+from .backend import Backend, Writes
 from .history import BrokerHistory
-from .membership import lease_value, own_figures, remote_figures, snapshot_fields, write_changes
+from .membership import lease_value, own_figures, remote_figures, snapshot_fields
 from .queue import PublishQueue
 from .snapshots import first_failure, read_all_nodes, read_node
 
@@ -83,7 +82,7 @@ class Broker:
         self._clock = clock
         self._view = ClusterView(clock=clock)
         self._node: LocalNode | None = None
-        self._queue = PublishQueue(max_queue, clock)
+        self._queue = PublishQueue(max_queue, clock, node_id=self._node_id)
         self._up_event = asyncio.Event()
         self._resync = asyncio.Event()
         self._resync_nodes: set[str] = set()
@@ -164,7 +163,7 @@ class Broker:
             "nodes": nodes,
         }
 
-    def _history_target(self) -> Any:
+    def _history_target(self) -> HistoryTarget | None:
         node = self._node
         return None if node is None else node.history_target()
 
@@ -292,31 +291,11 @@ class Broker:
 
     async def _publisher(self) -> None:
         while True:
-            batch = await self._queue.take()
-            start = 0
-            try:
-                # History appends run in queue order between the batch's other writes.
-                for index, item in enumerate(batch):
-                    if isinstance(item, HistoryAppend):
-                        await self._write(batch[start:index])
-                        start = index
-                        await self.backend.append(item)
-                        start = index + 1
-                await self._write(batch[start:])
-            except BaseException:
-                self._queue.undelivered += sum(1 for i in batch[start:] if not isinstance(i, tuple))
-                raise
+            await self._queue.write(await self._queue.take(), self.backend, self._next_seq)
 
-    async def _write(self, items: list[Any]) -> None:
-        if not items:
-            return
-        writes = Writes(self._node_id)
-        changes = [item for item in items if isinstance(item, tuple)]
-        if changes:
-            self._seq += 1
-            write_changes(writes, changes, self._seq)
-        writes.messages.extend(item for item in items if isinstance(item, bytes))
-        await self.backend.write(writes)
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
 
     async def _subscriber(self) -> None:
         async for message in self.backend.messages():

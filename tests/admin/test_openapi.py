@@ -69,7 +69,7 @@ async def test_bodies_come_from_the_marshmallow_schemas(hub: Hub) -> None:
     body = schemas[ref.rsplit("/", 1)[1]]
     assert body["required"] == ["payload"]
     assert set(body["properties"]) == {"room", "payload", "exclude"}
-    assert set(broadcast["responses"]) == {"200", "400", "401", "422"}
+    assert set(broadcast["responses"]) == {"200", "400", "401", "422", "503"}
     assert doc["paths"]["/connections/{id}"]["delete"]["responses"]["404"]
     assert doc["paths"]["/"]["get"]["security"] == []
     assert {"bearerAuth", "sessionCookie"} <= set(doc["components"]["securitySchemes"])

@@ -336,3 +336,30 @@ async def test_a_lost_bus_message_is_filled_from_the_stream() -> None:
     finally:
         for broker in brokers:
             await broker.stop()
+
+
+@pytest.mark.parametrize("cluster", ["redis"], indirect=True)
+async def test_redis_flushall_is_one_resync_per_room_per_client(cluster: Cluster) -> None:
+    a, b = await cluster.node(), await cluster.node()
+    clients = [await cluster.client(n) for n in (a, b)]
+    for c in clients:
+        await joined(c, "h:f1")
+        await joined(c, "h:f2")
+    for room in ("h:f1", "h:f2"):
+        await a.publish_confirmed(RoomMessage(room, b"1"))
+    await wait_until(lambda: all(len(c.received("message")) == 2 for c in clients))
+    broker = cluster.brokers[0]
+    assert isinstance(broker, RedisBroker)
+    await broker.redis.client.flushall()
+    # The connections stay up: each node notices on the next message of each room.
+    for room in ("h:f1", "h:f2"):
+        for i in range(2):
+            published = await b.publish_confirmed(RoomMessage(room, str(i).encode()))
+            assert published.offset == i + 1
+    await wait_until(lambda: all(len(c.received("message")) == 6 for c in clients))
+    await asyncio.sleep(0.2)
+    for c in clients:
+        resyncs = [(r["room"], r["reason"], r["offset"]) for r in c.received("resync")]
+        print("redis FLUSHALL: client resyncs", resyncs, "messages", len(c.received("message")))
+        assert sorted(resyncs) == [("h:f1", "epoch_changed", 0), ("h:f2", "epoch_changed", 0)]
+        assert [m["offset"] for m in c.received("message") if m["room"] == "h:f1"] == [1, 1, 2]

@@ -1,0 +1,111 @@
+"""History rooms across two apps sharing a real redis-server, from independent clients
+(the ``websockets`` library) on /ws?v=2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from lucent_ws import WebSocketManager, create_app
+from lucent_ws.config import Limits
+from lucent_ws.policy import RoomPolicy
+
+from ..conftest import require
+from .conftest import RedisServer, have_redis_server
+
+pytestmark = pytest.mark.redis
+
+POLICIES = [RoomPolicy("h:*", history_size=100, history_ttl=60)]
+
+
+async def recv(ws: Any) -> dict[str, Any]:
+    while True:
+        message = json.loads(await ws.recv())
+        if message.get("type") != "ping":
+            return message  # type: ignore[no-any-return]
+
+
+async def test_two_nodes_one_sequence_and_recovery_on_the_other(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    require(have_redis_server(), "redis-server on PATH")
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        urls = []
+        for _ in range(2):
+            app = create_app(
+                manager=WebSocketManager(heartbeat=None, policies=POLICIES),
+                redis_url=redis.url,
+                redis_prefix="e2e",
+                admin=False,
+                limits=Limits(rate_limit=0),
+            )
+            server = await aiohttp_server(app)
+            urls.append(f"ws://127.0.0.1:{server.port}/ws?v=2")
+        async with (
+            websockets.connect(urls[0]) as a,
+            websockets.connect(urls[1]) as b,
+        ):
+            for ws in (a, b):
+                assert (await recv(ws))["type"] == "connected"
+                await ws.send(json.dumps({"type": "join", "room": "h:e", "ref": 1}))
+                assert (await recv(ws))["offset"] == 0
+            count = 30
+            for i in range(count):
+                ws = a if i % 2 else b
+                await ws.send(
+                    json.dumps({"type": "broadcast", "room": "h:e", "payload": i, "ref": 100 + i})
+                )
+            seen: dict[str, list[tuple[int, Any]]] = {"a": [], "b": []}
+            acks: list[int] = []
+            for name, ws in (("a", a), ("b", b)):
+                # Each client sent half: it gets an ack for each, and the other half as messages.
+                own_acks = 0
+                while len(seen[name]) < count // 2 or own_acks < count // 2:
+                    message = await recv(ws)
+                    if message["type"] == "ack":
+                        acks.append(message["offset"])
+                        own_acks += 1
+                    elif message["type"] == "message":
+                        seen[name].append((message["offset"], message["payload"]))
+            print("acks", len(acks), "a got", len(seen["a"]), "b got", len(seen["b"]))
+            assert sorted(acks) == list(range(1, count + 1))  # every offset once, cluster-wide
+            for name in ("a", "b"):
+                offsets = [o for o, _ in seen[name]]
+                assert offsets == sorted(offsets)  # in order on each node
+            epoch = (await _history(a))["epoch"]
+        # A client of node a, last at offset 10, comes back through node b.
+        async with websockets.connect(urls[1]) as again:
+            await recv(again)
+            await again.send(
+                json.dumps(
+                    {
+                        "type": "join",
+                        "room": "h:e",
+                        "ref": 2,
+                        "since": {"offset": 10, "epoch": epoch},
+                    }
+                )
+            )
+            joined = await recv(again)
+            print("recovery through the other node:", joined)
+            assert (joined["recovered"], joined["missed"], joined["offset"]) == (True, 20, 30)
+            replay = [await recv(again) for _ in range(20)]
+            assert [m["offset"] for m in replay] == list(range(11, 31))
+            assert all(m["replay"] is True for m in replay)
+    finally:
+        redis.stop()
+
+
+async def _history(ws: Any) -> dict[str, Any]:
+    await ws.send(json.dumps({"type": "history", "room": "h:e", "ref": 3}))
+    while True:
+        message = await recv(ws)
+        if message["type"] == "history":
+            assert len(message["messages"]) == 30
+            return message
