@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ CONFIG = '[[rooms]]\npattern = "h:*"\nhistory_size = 1000\nhistory_ttl = 600\n'
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> AsyncIterator[RedisServer] | Any:
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
     require(have_redis_server(), "redis-server on PATH")
     server = RedisServer(tmp_path)
     server.start()
