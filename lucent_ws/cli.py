@@ -52,6 +52,7 @@ def build_app(settings: Settings | argparse.Namespace) -> web.Application:
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
         lease=settings.lease,
+        reconnect_within=settings.reconnect_within,
     )
 
 

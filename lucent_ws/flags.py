@@ -82,6 +82,9 @@ def build_parser(file_values: Mapping[str, Any] | None = None) -> argparse.Argum
         prog="lucent-ws",
         description="Run the lucent_ws realtime hub. Each flag also reads LUCENT_WS_<FLAG> "
         "and the file of --config.",
+        epilog="client commands: 'lucent-ws listen URL ROOM...' prints the rooms' messages "
+        "as JSON lines; 'lucent-ws publish URL ROOM JSON' publishes one payload "
+        "(see 'lucent-ws listen --help', 'lucent-ws publish --help').",
     )
 
     def default(flag: str, convert: Callable[[str], Any], builtin: Any) -> Any:
@@ -169,8 +172,19 @@ def build_parser(file_values: Mapping[str, Any] | None = None) -> argparse.Argum
     add("--redis-prefix", str, "lucent_ws", "Redis key prefix, so apps can share one Redis")
     add("--lease", float, 15.0, "seconds a dead node stays in the cluster's membership")
     add("--close-timeout", float, 2.0, "seconds a close may take before the socket is aborted")
+    add(
+        "--reconnect-within",
+        float,
+        5.0,
+        "at shutdown, v2 clients spread their reconnects over this many seconds; 0: no hint",
+    )
     add("--header-timeout", float, 5.0, "seconds a new socket has to send its request header")
     add("--max-pending", int, 1024, "sockets not yet upgraded; past it the oldest is closed")
+    switch(
+        "--reuse-port",
+        "share the port with a fresh process (SO_REUSEPORT) and stop listening when a "
+        "drain starts, so a restart refuses no handshake",
+    )
     add("--loop", str, "asyncio", "event loop: asyncio or uvloop")
     add("--log-level", str, "info", "logging level")
     parser.add_argument("--version", action="version", version=f"lucent_ws {__version__}")

@@ -228,8 +228,10 @@ class GuardedSite(web.BaseSite):
         header_timeout: float = 5.0,
         max_pending: int = 1024,
         backlog: int = 128,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, backlog=backlog)
+        self._reuse_port = reuse_port
         self._host = host
         self._port = port
         self._header_timeout = header_timeout
@@ -252,5 +254,10 @@ class GuardedSite(web.BaseSite):
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(pending.exception_handler(loop.get_exception_handler()))
         self._server = await loop.create_server(
-            pending, self._host, self._port, backlog=self._backlog, reuse_address=True
+            pending,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
         )

@@ -71,6 +71,7 @@ def _site(runner: web.AppRunner, settings: Settings, host: str, port: int) -> Gu
         header_timeout=settings.header_timeout,
         max_pending=_pending_cap(settings.max_pending),
         backlog=settings.backlog,
+        reuse_port=settings.reuse_port,
     )
 
 
@@ -96,12 +97,14 @@ def raise_fd_limit() -> None:
 
 
 async def serve(app: web.Application, settings: Settings) -> None:
-    """Serve until SIGTERM/SIGINT, then drain: 503 to new handshakes, 1001 to everyone."""
+    """Serve until SIGTERM/SIGINT, then drain: 503 to new handshakes (with ``reuse_port``:
+    stop listening first), 1001 to everyone."""
     runner = web.AppRunner(
         app, handle_signals=False, access_log_class=SafeAccessLogger, shutdown_timeout=1.0
     )
     await runner.setup()
-    await _site(runner, settings, settings.host, settings.port).start()
+    site = _site(runner, settings, settings.host, settings.port)
+    await site.start()
     admin_runner = (
         await _start_admin_site(app, settings) if settings.admin_port is not None else None
     )
@@ -113,6 +116,9 @@ async def serve(app: web.Application, settings: Settings) -> None:
     try:
         await stop.wait()
         logger.info("shutting down: draining connections")
+        if settings.reuse_port:
+            # A fresh process shares the port: from now on every new connection is its.
+            await site.stop()
         await drain(app)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

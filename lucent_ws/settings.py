@@ -49,6 +49,10 @@ class Settings:
     """The node-wide byte cap of the rooms' histories."""
     recover_max: int = DEFAULT_RECOVER_MAX
     """Missed messages a rejoin with ``since`` may replay."""
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT; a drain first stops listening (the fresh process takes over)."""
+    reconnect_within: float = 5.0
+    """The drain hint: v2 clients spread their reconnects over this many seconds (0: none)."""
     policies: Policies = field(default_factory=Policies)
     """The room policies of the config file's ``[[rooms]]`` tables."""
     warnings: tuple[str, ...] = ()
@@ -68,6 +72,8 @@ class Settings:
             raise ConfigurationError("--header-timeout and --max-pending must be positive")
         if ns.backlog <= 0:
             raise ConfigurationError("--backlog must be positive")
+        if ns.reconnect_within < 0:
+            raise ConfigurationError("--reconnect-within must not be negative")
         if ns.history_max_bytes <= 0 or ns.recover_max < 0:
             raise ConfigurationError(
                 "--history-max-bytes must be positive and --recover-max not negative"
@@ -107,6 +113,8 @@ class Settings:
             backlog=ns.backlog,
             history_max_bytes=ns.history_max_bytes,
             recover_max=ns.recover_max,
+            reconnect_within=ns.reconnect_within,
+            reuse_port=ns.reuse_port,
             policies=getattr(ns, "policies", None) or Policies(),
             warnings=tuple(warnings),
         )

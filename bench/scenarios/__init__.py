@@ -14,6 +14,8 @@ from bench.scenarios import (
     history,
     idle,
     latency,
+    soak,
+    storm,
     sweep,
 )
 
@@ -31,5 +33,7 @@ SCENARIOS: dict[str, Scenario] = {
         cluster.SCENARIO,
         cluster_history.SCENARIO,
         history.SCENARIO,
+        storm.SCENARIO,
+        soak.SCENARIO,
     )
 }

@@ -8,8 +8,9 @@
         async for msg in room:
             print(msg.payload)
 
-It reconnects with full-jitter backoff, re-joins every room from its last
-position (``since``) and drops messages already delivered; see SPEC section 11.
+It reconnects with full-jitter backoff (to the next node, given several URLs),
+re-joins every room from its last position (``since``) and drops messages
+already delivered; see SPEC section 11.
 The same behaviour in JavaScript: ``lucent-ws.js`` beside this file, served by
 the hub at ``{path}/client.js``.
 """
@@ -23,7 +24,9 @@ from ..errors import (
     RequestFailed,
     RequestTimeout,
 )
-from .core import Client, ClientEvent, TokenGetter
+from .core import Client
+from .endpoints import UrlSource
+from .events import ClientEvent, TokenGetter
 from .policy import Backoff
 from .rooms import Room, Stream
 from .state import Ack, Message, PresenceState, Recovery
@@ -44,4 +47,5 @@ __all__ = [
     "Room",
     "Stream",
     "TokenGetter",
+    "UrlSource",
 ]

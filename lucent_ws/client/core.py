@@ -9,60 +9,34 @@ import itertools
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
 
 import aiohttp
-from yarl import URL
 
 from ..errors import ConnectionClosed, Disconnected, RequestFailed, RequestTimeout
-from .policy import ABNORMAL, AUTH_CLASS, Backoff, drain_delay, is_final
+from .endpoints import Endpoints, UrlSource
+from .events import ClientEvent, Listener, Listeners, TokenGetter
+from .policy import ABNORMAL, AUTH_CLASS, UNAVAILABLE, Backoff, drain_delay, is_final
+from .requests import PendingRequests
 from .rooms import Room, Stream
-from .state import Message
+from .routing import parse_text, route
 
-__all__ = ["Client", "ClientEvent", "TokenGetter"]
+__all__ = ["Client"]
 
 logger = logging.getLogger("lucent_ws.client")
 
-TokenGetter = Callable[[], "str | Awaitable[str | None] | None"]
-"""``get_token()``, sync or async: a bearer token, or None for none."""
-EventKind = Literal["connecting", "connected", "disconnected", "recovered", "closed", "left"]
 State = Literal["idle", "connecting", "connected", "closed"]
-
-
-@dataclass(frozen=True, slots=True)
-class ClientEvent:
-    """A change of the client's state, given to every listener.
-
-    - ``connecting``: an attempt starts after ``delay`` seconds (``attempt`` 0 first)
-    - ``connected``: ``id`` is the connection id
-    - ``disconnected``: ``code`` is the close code (1006: no close frame) or HTTP status
-    - ``recovered``: after a re-join with ``since``; ``recovered`` False means the
-      missed messages are lost (refetch your state), with the server's ``reason``
-    - ``left``: the server refused a re-join (``reason`` is the error code)
-    - ``closed``: final; ``code`` says why (1000 after :meth:`Client.close`)
-    """
-
-    kind: EventKind
-    code: int | None = None
-    room: str | None = None
-    recovered: bool | None = None
-    missed: int | None = None
-    reason: str | None = None
-    delay: float | None = None
-    attempt: int | None = None
-    id: str | None = None
-
-
-Listener = Callable[[ClientEvent], object]
 
 
 class Client:
     """A protocol v2 client that stays connected: ``async with Client(url) as client``.
 
-    ``url`` is the hub's WebSocket URL (``ws://host:8080/ws``; ``v=2`` is added).
+    ``url`` is the hub's WebSocket URL (``ws://host:8080/ws``; ``v=2`` is added), a
+    list of the cluster's node URLs (each attempt after a failure or a lost
+    connection goes to the next one: failover when a node dies), or a callback
+    ``url()`` (sync or async) asked before every attempt.
     ``get_token`` (sync or async) supplies a bearer token, sent as
     ``Authorization: Bearer``; it is asked at the first connection and once more
     after a 401, 403 or 1008 before the client gives up. Requests time out after
@@ -72,7 +46,7 @@ class Client:
 
     def __init__(
         self,
-        url: str,
+        url: UrlSource,
         *,
         get_token: TokenGetter | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -82,7 +56,7 @@ class Client:
         on_event: Listener | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.url = str(URL(url).update_query(v="2"))
+        self.endpoints = Endpoints(url)
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
         self.backoff = backoff or Backoff()
@@ -101,9 +75,8 @@ class Client:
         self._session = session
         self._own_session = session is None
         self._rng = rng
-        self._listeners: list[Listener] = [on_event] if on_event else []
-        self._refs = itertools.count(1)
-        self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], str | None]] = {}
+        self._listeners = Listeners(on_event)
+        self._pending = PendingRequests()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ready = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -141,6 +114,11 @@ class Client:
             await self._session.close()
             self._session = None
 
+    @property
+    def url(self) -> str | None:
+        """The URL of the current (or last) connection attempt."""
+        return self.endpoints.current
+
     async def wait_closed(self) -> int | None:
         """Wait until the client stopped for good; the close code."""
         await self._stopped.wait()
@@ -152,8 +130,7 @@ class Client:
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event)`` for every :class:`ClientEvent`; returns a remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.add(listener)
 
     # --- rooms and requests ----------------------------------------------------------
 
@@ -210,9 +187,7 @@ class Client:
         ws = self._ws
         if ws is None:
             raise Disconnected("not connected", publish_id=publish_id)
-        ref = next(self._refs)
-        future: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._pending[ref] = (future, publish_id)
+        ref, future = self._pending.open(publish_id)
         try:
             try:
                 await ws.send_str(json.dumps({**frame, "ref": ref}))
@@ -225,7 +200,7 @@ class Client:
                 f"no answer to {frame.get('type')!r} within {limit} s", publish_id=publish_id
             ) from None
         finally:
-            self._pending.pop(ref, None)
+            self._pending.forget(ref)
 
     async def _until_ready(self, limit: float, publish_id: str | None = None) -> None:
         if self._ready.is_set():
@@ -263,12 +238,14 @@ class Client:
         delay, hint = 0.0, None
         while True:
             self._set_state("connecting")
-            self._emit(ClientEvent("connecting", delay=delay, attempt=self.backoff.attempt))
+            url = await self.endpoints.next()
+            event = ClientEvent("connecting", delay=delay, attempt=self.backoff.attempt, url=url)
+            self._emit(event)
             if delay:
                 await asyncio.sleep(delay)
             code: int | None
             try:
-                ws = await self._connect()
+                ws = await self._connect(url)
             except aiohttp.WSServerHandshakeError as exc:
                 code = exc.status
             except (aiohttp.ClientError, OSError, TimeoutError):
@@ -277,6 +254,7 @@ class Client:
                 started = loop.time()
                 code, hint = await self._serve(ws)
                 self.backoff.connected_for(loop.time() - started)
+            self.endpoints.rotate()
             if code in AUTH_CLASS and self._get_token is not None and not self._fresh_token_asked:
                 self._fresh_token_asked = True
                 self._token = None  # ask get_token again, then try at once
@@ -292,7 +270,7 @@ class Client:
             else:
                 delay = self.backoff.next_delay(self._rng)
 
-    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+    async def _connect(self, url: str) -> aiohttp.ClientWebSocketResponse:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         if self._token is None and self._get_token is not None:
@@ -300,7 +278,7 @@ class Client:
             self._token = await token if inspect.isawaitable(token) else token
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
         return await self._session.ws_connect(
-            self.url,
+            url,
             headers=headers,
             autoping=True,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
@@ -314,7 +292,7 @@ class Client:
             hello = await ws.receive(timeout=self.connect_timeout)
             if hello.type is aiohttp.WSMsgType.CLOSE:
                 return int(hello.data), None
-            data = _json(hello)
+            data = parse_text(hello)
             if data is None or data.get("type") != "connected":
                 return ABNORMAL, None
             heartbeat = data.get("heartbeat")
@@ -328,7 +306,7 @@ class Client:
             self._fresh_token_asked = False
             self._set_state("connected")
             self._ready.set()
-            self._emit(ClientEvent("connected", id=self.id))
+            self._emit(ClientEvent("connected", id=self.id, url=self.url))
             if self.rooms:
                 self._rejoin = asyncio.get_running_loop().create_task(self._rejoin_all())
             while True:
@@ -338,7 +316,7 @@ class Client:
                     logger.info("nothing received for %.1f s; reconnecting", watchdog)
                     return ABNORMAL, None
                 if msg.type is aiohttp.WSMsgType.TEXT:
-                    frame = _json(msg)
+                    frame = parse_text(msg)
                     if frame is not None:
                         within = self._on_frame(ws, frame)
                         hint = within if within is not None else hint
@@ -352,7 +330,7 @@ class Client:
         finally:
             self._ws = None
             self._ready.clear()
-            self._fail_pending(Disconnected, "disconnected before the answer")
+            self._pending.fail_all("disconnected before the answer")
             if self._rejoin is not None:
                 self._rejoin.cancel()
                 self._rejoin = None
@@ -365,7 +343,17 @@ class Client:
     async def _rejoin_all(self) -> None:
         async def rejoin(room: Room) -> None:
             try:
-                await self._join(room, None)
+                for attempt in itertools.count():
+                    try:
+                        await self._join(room, None)
+                        return
+                    except RequestFailed as exc:
+                        if exc.code != UNAVAILABLE:
+                            raise
+                    # The hub cannot serve the room's history now (its broker is away):
+                    # the room stays, and this connection asks again after a backoff.
+                    window = self.backoff.window(attempt)
+                    await asyncio.sleep((self._rng or random).uniform(0.0, window))
             except RequestFailed as exc:  # e.g. forbidden now: the room is gone
                 if self.rooms.get(room.name) is room:
                     del self.rooms[room.name]
@@ -381,89 +369,25 @@ class Client:
     def _on_frame(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> float | None:
         """Handle one frame in arrival order; a drain hint's window, if it was one."""
         kind = frame.get("type")
-        if kind == "message":
-            self._on_message(frame)
-        elif kind == "ping":
+        if kind == "ping":
             task = asyncio.get_running_loop().create_task(ws.send_str('{"type":"pong"}'))
             task.add_done_callback(_ignore_result)
         elif kind == "reconnect":
             within = frame.get("within")
             return float(within) if isinstance(within, (int, float)) else None
-        elif kind == "joined":
-            room = self.rooms.get(str(frame.get("room")))
-            if room is not None:
-                recovery = room.position.on_joined(frame, room.asked_since)
-                room.joined = room.ever_joined = True
-                if recovery is not None:
-                    self._emit(
-                        ClientEvent(
-                            "recovered",
-                            room=room.name,
-                            recovered=recovery.recovered,
-                            missed=recovery.missed,
-                            reason=recovery.reason,
-                        )
-                    )
-        elif kind in ("presence", "presence_diff"):
-            # Applied here, in arrival order: a diff right behind a snapshot stays applied.
-            room = self.rooms.get(str(frame.get("room")))
-            if room is not None:
-                if kind == "presence":
-                    room.presence.reset(frame)
-                else:
-                    room.presence.apply(frame)
-        ref = frame.get("ref")
-        if isinstance(ref, int) and ref in self._pending:
-            future, publish_id = self._pending.pop(ref)
-            if future.done():
-                return None
-            if kind == "error":
-                future.set_exception(
-                    RequestFailed(
-                        str(frame.get("code")), str(frame.get("message")), publish_id=publish_id
-                    )
-                )
-            else:
-                future.set_result(frame)
+        else:
+            route(frame, self.rooms, self.direct, self._emit)
+        self._pending.answer(frame)
         return None
 
-    def _on_message(self, frame: dict[str, Any]) -> None:
-        name = frame.get("room")
-        epoch, offset = frame.get("epoch"), frame.get("offset")
-        message = Message(
-            room=name if isinstance(name, str) else None,
-            payload=frame.get("payload"),
-            sender=frame.get("from") if isinstance(frame.get("from"), str) else None,
-            offset=offset if isinstance(offset, int) else None,
-            epoch=epoch if isinstance(epoch, str) else None,
-            replay=frame.get("replay") is True,
-        )
-        if message.room is None:
-            self.direct._put(message)
-            return
-        room = self.rooms.get(message.room)
-        if room is not None and room.position.accept(epoch, offset):
-            room._put(message)
-
     # --- state -----------------------------------------------------------------------
-
-    def _fail_pending(self, error: type[Disconnected | ConnectionClosed], text: str) -> None:
-        pending, self._pending = self._pending, {}
-        for future, publish_id in pending.values():
-            if not future.done():
-                exc = (
-                    Disconnected(text, publish_id=publish_id)
-                    if error is Disconnected
-                    else ConnectionClosed(text, self.close_code)
-                )
-                future.set_exception(exc)
 
     def _finish(self, code: int | None, reason: str) -> None:
         if self.state == "closed":
             return
         self.close_code = code
         self._set_state("closed")
-        self._fail_pending(ConnectionClosed, f"the client stopped: {reason}")
+        self._pending.fail_all(f"the client stopped: {reason}", closed_code=code, final=True)
         for room in self.rooms.values():
             room._end()
         self.direct._end()
@@ -474,21 +398,7 @@ class Client:
         self.state = state
 
     def _emit(self, event: ClientEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("client event listener failed")
-
-
-def _json(msg: aiohttp.WSMessage) -> dict[str, Any] | None:
-    if msg.type is not aiohttp.WSMsgType.TEXT:
-        return None
-    try:
-        data = json.loads(msg.data)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+        self._listeners.emit(event)
 
 
 def _ignore_result(task: asyncio.Task[None]) -> None:

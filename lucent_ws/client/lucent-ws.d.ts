@@ -38,9 +38,13 @@ export interface ClientEvent {
   /** connecting: the delay (ms) before this attempt, and the attempt counter. */
   delay?: number;
   attempt?: number;
-  /** connected: the connection id. */
+  /** connected: the connection id and the URL it reached. */
   id?: string | null;
-  /** recovered / left: the room; recovered false means the missed messages are lost. */
+  url?: string | null;
+  /**
+   * recovered (after a re-join with `since`, or a server `resync`) / left: the room;
+   * recovered false means the missed messages are lost (refetch), `reason` says why.
+   */
   room?: string;
   recovered?: boolean;
   missed?: number;
@@ -69,7 +73,12 @@ export interface ClientOptions {
   random?: () => number;
   /** Receives every event. */
   onEvent?: (event: ClientEvent) => void;
+  /** The storage key of the room positions (default: "lucent-ws:" + the first URL). */
+  storageKey?: string;
 }
+
+/** A hub URL, the cluster's node URLs (failover in turn), or a function asked per attempt. */
+export type UrlSource = string | string[] | (() => string | Promise<string>);
 
 export declare function isFinal(code: number): boolean;
 export declare function backoffWindow(attempt: number, base?: number, cap?: number): number;
@@ -107,8 +116,11 @@ export declare class Room extends Stream {
 }
 
 export declare class Client {
-  constructor(url: string, options?: ClientOptions);
-  readonly url: string;
+  constructor(url: UrlSource, options?: ClientOptions);
+  /** The URL of the current (or last) connection attempt. */
+  readonly url: string | null;
+  /** The URLs of a string or list source, as v2 WebSocket URLs. */
+  readonly urls: string[];
   readonly id: string | null;
   readonly state: "idle" | "connecting" | "connected" | "closed";
   readonly closeCode: number | null;

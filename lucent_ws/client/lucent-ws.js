@@ -102,6 +102,19 @@ export class Room extends Stream {
       reason: typeof frame.reason === "string" ? frame.reason : null,
     };
   }
+  /** A `resync`: the server cannot continue from our position; take the new one. */
+  _onResync(frame) {
+    if (typeof frame.epoch === "string" && isOffset(frame.offset)) {
+      this.epoch = frame.epoch;
+      this.offset = frame.offset;
+    }
+    return {
+      room: this.name,
+      recovered: false,
+      missed: 0,
+      reason: typeof frame.reason === "string" ? frame.reason : "resync",
+    };
+  }
   /** Record a message's position; false for one already delivered. */
   _accept(epoch, offset) {
     if (typeof epoch !== "string" || !isOffset(offset)) return true;
@@ -176,20 +189,33 @@ function randomId() {
   return Math.random().toString(16).slice(2) + Date.now().toString(16);
 }
 
+/** A hub URL as a v2 WebSocket URL (relative URLs resolve against the page). */
+function v2Url(url) {
+  const u = new URL(url, globalThis.location ? globalThis.location.href : undefined);
+  if (u.protocol === "http:") u.protocol = "ws:";
+  if (u.protocol === "https:") u.protocol = "wss:";
+  u.searchParams.set("v", "2");
+  return u.toString();
+}
+
 /**
  * A protocol v2 client that stays connected.
+ * `url`: the hub's URL, an array of the cluster's node URLs (each attempt after a failure or a
+ * lost connection goes to the next one: failover when a node dies), or a function (sync or
+ * async) returning the URL to try, asked before every attempt.
  * Options: getToken (sync or async; sent as the `bearer` subprotocol), WebSocket (constructor,
  * default globalThis.WebSocket), requestTimeout / connectTimeout (ms), backoff {base, cap,
  * resetAfter} (ms), storage (e.g. sessionStorage: room positions survive a reload),
- * random (() => [0, 1)), onEvent (every event).
+ * random (() => [0, 1)), onEvent (every event), storageKey (default: from the first URL).
  */
 export class Client {
   constructor(url, options = {}) {
-    const u = new URL(url, globalThis.location ? globalThis.location.href : undefined);
-    if (u.protocol === "http:") u.protocol = "ws:";
-    if (u.protocol === "https:") u.protocol = "wss:";
-    u.searchParams.set("v", "2");
-    this.url = u.toString();
+    this._urlSource = typeof url === "function" ? url : null;
+    this.urls = this._urlSource ? [] : (Array.isArray(url) ? url : [url]).map(v2Url);
+    if (!this._urlSource && !this.urls.length) throw new TypeError("the client needs at least one URL");
+    this._nextUrl = 0;
+    /** The URL of the current (or last) connection attempt. */
+    this.url = this.urls[0] ?? null;
     this.options = options;
     this.requestTimeout = options.requestTimeout ?? 5000;
     this.connectTimeout = options.connectTimeout ?? 10000;
@@ -203,7 +229,7 @@ export class Client {
     this.closeCode = null;
     this._WebSocket = options.WebSocket || globalThis.WebSocket;
     this._storage = options.storage || null;
-    this._storageKey = "lucent-ws:" + this.url;
+    this._storageKey = options.storageKey ?? "lucent-ws:" + (this.url ?? "");
     this._listeners = new Map();
     this._ref = 0;
     this._pending = new Map();
@@ -215,6 +241,7 @@ export class Client {
     this._wakeAt = 0;
     this._watchdog = null;
     this._hint = null;
+    this._retries = new Set();
     if (options.onEvent) this.on("event", options.onEvent);
     this._onWake = () => this._wake();
     this._onVisible = () => {
@@ -379,6 +406,10 @@ export class Client {
   async _open() {
     if (this._token === null && this.options.getToken) this._token = (await this.options.getToken()) ?? null;
     if (this.state !== "connecting") return;
+    this.url = this._urlSource
+      ? v2Url(await this._urlSource())
+      : this.urls[this._nextUrl % this.urls.length];
+    if (this.state !== "connecting") return;
     const protocols = this._token ? ["bearer", this._token] : undefined;
     const ws = new this._WebSocket(this.url, protocols);
     this._ws = ws;
@@ -430,6 +461,8 @@ export class Client {
     }
     clearTimeout(this._watchdog);
     this._watchdog = null;
+    for (const timer of this._retries) clearTimeout(timer);
+    this._retries.clear();
   }
 
   /** Close a socket we gave up on and handle the loss at once. */
@@ -463,18 +496,29 @@ export class Client {
     this._watchdogMs = hb && typeof hb === "object" ? ((hb.interval ?? 30) + (hb.timeout ?? 10)) * 1000 : null;
     this._feed(ws);
     this.state = "connected";
-    this._emit({ kind: "connected", id: this.id });
+    this._emit({ kind: "connected", id: this.id, url: this.url });
     this._releaseWaiters(null);
     // Rooms never joined yet are being joined by their own join() call.
-    for (const room of [...this.rooms.values()].filter((r) => r._everJoined)) {
-      this._join(room).catch((err) => {
-        if (err instanceof RequestFailed && this.rooms.get(room.name) === room) {
-          this.rooms.delete(room.name);
-          room._end();
-          this._emit({ kind: "left", room: room.name, reason: err.code });
-        }
-      });
-    }
+    for (const room of [...this.rooms.values()].filter((r) => r._everJoined)) this._rejoin(ws, room, 0);
+  }
+
+  _rejoin(ws, room, attempt) {
+    this._join(room).catch((err) => {
+      if (!(err instanceof RequestFailed) || this.rooms.get(room.name) !== room) return;
+      if (err.code === "unavailable") {
+        // The hub cannot serve the room's history now: keep the room, ask again later.
+        const delay = this.random() * backoffWindow(attempt, this.backoff.base, this.backoff.cap);
+        const timer = setTimeout(() => {
+          this._retries.delete(timer);
+          if (this._ws === ws && this.state === "connected") this._rejoin(ws, room, attempt + 1);
+        }, delay);
+        this._retries.add(timer);
+        return;
+      }
+      this.rooms.delete(room.name);
+      room._end();
+      this._emit({ kind: "left", room: room.name, reason: err.code });
+    });
   }
 
   /** The watchdog: nothing for heartbeat interval + timeout means the connection is dead. */
@@ -495,10 +539,10 @@ export class Client {
       } catch {}
     } else if (kind === "reconnect") {
       if (typeof frame.within === "number") this._hint = frame.within * 1000;
-    } else if (kind === "joined") {
+    } else if (kind === "joined" || kind === "resync") {
       const room = this.rooms.get(frame.room);
       if (room) {
-        const recovery = room._onJoined(frame);
+        const recovery = kind === "joined" ? room._onJoined(frame) : room._onResync(frame);
         this._savePositions();
         if (recovery) this._emit({ kind: "recovered", ...recovery });
       }
@@ -536,6 +580,7 @@ export class Client {
   _lost(code, upFor = 0) {
     if (this.state === "closed") return;
     this.state = "connecting";
+    this._nextUrl += 1; // the next attempt goes to the next node of a URL list
     for (const room of this.rooms.values()) room.joined = false;
     for (const ref of [...this._pending.keys()]) {
       const p = this._pending.get(ref);

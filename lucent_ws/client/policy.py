@@ -8,6 +8,8 @@
   are the handshake statuses 400, 401 and 403; every other close (1001, 1006, 1011,
   1013, 4000, ...) and 503 reconnect. 1008, 401 and 403 first ask ``get_token`` once
   for a fresh credential and try again.
+- A re-join answered ``unavailable`` is asked again on the same connection after
+  ``uniform(0, window(n))``; the room is kept.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ FINAL_CLOSE_CODES: Final = frozenset({1008, 4001})
 FINAL_STATUSES: Final = frozenset({400, 401, 403})
 AUTH_CLASS: Final = frozenset({1008, 401, 403})
 """Failures after which ``get_token`` is asked once for a fresh credential."""
+UNAVAILABLE: Final = "unavailable"
+"""The error of a request the hub cannot serve for now (a history room while its broker is
+away): a re-join that gets it keeps the room and asks again after a backoff."""
 
 
 def is_final(code: int | None) -> bool:

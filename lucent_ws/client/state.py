@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-__all__ = ["Ack", "Message", "Position", "PresenceState", "Recovery"]
+__all__ = ["Ack", "Message", "Position", "PresenceState", "Recovery", "message_from_frame"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,20 @@ class Message:
     offset: int | None = None
     epoch: str | None = None
     replay: bool = False
+
+
+def message_from_frame(frame: dict[str, Any]) -> Message:
+    """The :class:`Message` of a ``message`` frame; fields of the wrong type become None."""
+    room, sender = frame.get("room"), frame.get("from")
+    epoch, offset = frame.get("epoch"), frame.get("offset")
+    return Message(
+        room=room if isinstance(room, str) else None,
+        payload=frame.get("payload"),
+        sender=sender if isinstance(sender, str) else None,
+        offset=offset if _is_offset(offset) else None,
+        epoch=epoch if isinstance(epoch, str) else None,
+        replay=frame.get("replay") is True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +92,19 @@ class Position:
             recovered=recovered,
             missed=missed if _is_offset(missed) else 0,
             reason=reason if isinstance(reason, str) else None,
+        )
+
+    def on_resync(self, frame: dict[str, Any]) -> Recovery:
+        """Apply a ``resync``: the server cannot continue this room's stream from here
+        (its epoch changed, or a gap); the position becomes the given top."""
+        epoch, top = frame.get("epoch"), frame.get("offset")
+        if isinstance(epoch, str) and _is_offset(top):
+            self.epoch, self.offset = epoch, top
+        reason = frame.get("reason")
+        return Recovery(
+            room=str(frame.get("room")),
+            recovered=False,
+            reason=reason if isinstance(reason, str) else "resync",
         )
 
     def accept(self, epoch: object, offset: object) -> bool:

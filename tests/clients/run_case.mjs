@@ -16,7 +16,7 @@ const EVENT_FIELDS = {
   connected: [],
   disconnected: ["code"],
   closed: ["code"],
-  recovered: ["room", "recovered", "missed"],
+  recovered: ["room", "recovered", "missed", "reason"],
   left: ["room", "reason"],
 };
 const events = [];

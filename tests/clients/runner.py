@@ -12,7 +12,7 @@ EVENT_FIELDS = {
     "connected": (),
     "disconnected": ("code",),
     "closed": ("code",),
-    "recovered": ("room", "recovered", "missed"),
+    "recovered": ("room", "recovered", "missed", "reason"),
     "left": ("room", "reason"),
 }
 

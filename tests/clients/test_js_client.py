@@ -215,3 +215,34 @@ async def test_chromium_online_event_cuts_a_long_reconnect_wait_short(page: Any)
 
 
 LAST_DELAY = "window.events.filter((e) => e.kind === 'connecting').pop().delay"
+
+
+async def test_chromium_client_fails_over_along_a_url_list_and_asks_a_url_function(
+    page: Any,
+) -> None:
+    manager = WebSocketManager(heartbeat=None, close_timeout=1.0)
+    dead = f"ws://127.0.0.1:{free_port()}/ws"  # nothing listens: the first attempt fails
+    async with local_hub(manager) as url:
+        await page.goto(url.replace("ws://", "http://") + "/client.js")
+        reached = await page.evaluate(
+            """async ([urls]) => {
+              const { Client } = await import("/ws/client.js");
+              window.events = [];
+              const client = new Client(urls, {
+                backoff: { base: 20, cap: 100 }, onEvent: (e) => window.events.push(e),
+              });
+              await client.join("chat:1");
+              let asked = 0;
+              const byFunction = new Client(async () => { asked += 1; return urls[1]; });
+              await byFunction.join("chat:2");
+              const result = [client.url, byFunction.url, asked];
+              client.close();
+              byFunction.close();
+              return result;
+            }""",
+            [[dead, url]],
+        )
+        events = await kinds(page)
+    print("reached:", reached, "events:", events)
+    assert reached == [url + "?v=2", url + "?v=2", 1]
+    assert events[:2] == ["disconnected:1006", "connected"]

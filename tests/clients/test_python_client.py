@@ -191,3 +191,34 @@ async def test_messages_published_while_away_arrive_once_in_order_after_the_rejo
             raise AssertionError(f"delivered twice or more: {extra}")
     print(f"published while away: 20; received after the rejoin: {len(got)}, in order")
     assert got == list(range(20))
+
+
+async def test_a_url_list_fails_over_to_the_next_node_and_a_callback_is_asked_per_attempt() -> None:
+    first = WebSocketManager(heartbeat=None, close_timeout=1.0)
+    second = WebSocketManager(heartbeat=None, close_timeout=1.0)
+    events, on_event = recorder()
+    async with local_hub(second) as url_b:
+        async with local_hub(first) as url_a:
+            client = Client([url_a, url_b], backoff=FAST, on_event=on_event)
+            await client.__aenter__()
+            await client.join("chat:1")
+            assert first.get_room_members("chat:1") == [client.id]
+        try:  # node A is gone: the next attempt goes to node B, and the room follows
+            await wait_until(lambda: second.get_room_members("chat:1") == [client.id], 10)
+        finally:
+            await client.close()
+        asked: list[int] = []
+
+        async def pick() -> str:
+            asked.append(1)
+            return url_b
+
+        async with Client(pick, backoff=FAST) as by_callback:
+            await by_callback.join("chat:2")
+            assert second.get_room_members("chat:2") == [by_callback.id]
+    connected = [e.url for e in events if e.kind == "connected"]
+    print("connected to:", connected, "callback asked", len(asked), "time(s)")
+    assert connected[0] is not None
+    assert "v=2" in connected[0]
+    assert [u.split("?")[0] for u in connected if u] == [url_a, url_b]
+    assert asked == [1]
