@@ -8,8 +8,10 @@ being hit, the connection is closed with 1008.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from typing import Final
 
 from . import jsoncodec, protocol, replies
@@ -34,6 +36,7 @@ from .protocol import (
     Presence,
     Ref,
 )
+from .streams import Published
 
 __all__ = ["Session", "TokenBucket"]
 
@@ -42,6 +45,8 @@ logger = logging.getLogger("lucent_ws.session")
 _NO_HOOKS: Final = Hooks()
 
 _UNSUPPORTED_DATA_TEXT: Final = "Binary frames are not supported; send JSON text"
+MAX_CONFIRMING: Final = 32
+"""History publishes through a broker awaiting their offset, per connection, at most."""
 
 
 class TokenBucket:
@@ -69,7 +74,7 @@ class TokenBucket:
 class Session:
     """The protocol state of one connection: rate limit, error budget, dispatch."""
 
-    __slots__ = ("_bucket", "_errors", "_hooks", "conn", "limits", "manager")
+    __slots__ = ("_bucket", "_confirming", "_errors", "_hooks", "conn", "limits", "manager")
 
     def __init__(
         self,
@@ -89,6 +94,7 @@ class Session:
             else None
         )
         self._errors: deque[float] | None = None
+        self._confirming: set[asyncio.Task[None]] = set()
 
     @property
     def open(self) -> bool:
@@ -171,7 +177,12 @@ class Session:
         return False
 
     async def on_text(self, text: str) -> None:
-        """Handle one text frame completely (hooks included) before returning."""
+        """Handle one text frame completely (hooks included) before returning.
+
+        Except a publish to a history room through a broker: it waits for the
+        backend in the background (at most :data:`MAX_CONFIRMING` per connection),
+        and its ``ack`` or error follows.
+        """
         if not self._admit():
             self._rate_limited(protocol.peek_ref(text))
             return
@@ -274,10 +285,37 @@ class Session:
         data = jsoncodec.dumps(payload)
         message_out = RoomMessage(room, data, conn.id)
         if policy.history_size and self.manager.cluster.history is not None:
-            # The backend assigns the offset: wait for it (``unavailable`` when down).
-            published = await publish(self.manager, message_out, ref, message.id, (conn.id,))
-        else:
-            published = self.manager.publish_tracked(message_out, (conn.id,), message.id)
+            # The backend assigns the offset (``unavailable`` when down). The next
+            # frames are read meanwhile, so a client's publishes share round trips;
+            # they keep their order (the backend takes one batch at a time).
+            await self._confirm_later(
+                publish(self.manager, message_out, ref, message.id, (conn.id,)), ref
+            )
+            return
+        published = self.manager.publish_tracked(message_out, (conn.id,), message.id)
+        if ref is not None and self.open:
+            self._reply(ack(ref, published))
+
+    async def _confirm_later(self, pending: Awaitable[Published], ref: Ref | None) -> None:
+        confirming = self._confirming
+        while len(confirming) >= MAX_CONFIRMING:
+            await asyncio.wait(confirming, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(self._confirm(pending, ref))
+        confirming.add(task)
+        task.add_done_callback(confirming.discard)
+
+    async def _confirm(self, pending: Awaitable[Published], ref: Ref | None) -> None:
+        try:
+            published = await pending
+        except ProtocolError as exc:
+            if self.open:
+                self._error(exc.code, exc.message, exc.ref)
+            return
+        except Exception:
+            logger.exception("publish failed for connection %s", self.conn.id)
+            if self.open:
+                self.internal_error(ref)
+            return
         if ref is not None and self.open:
             self._reply(ack(ref, published))
 

@@ -3,9 +3,9 @@
 A history room's publishes each need the backend's answer (the offset), so each
 is awaited; sent one by one, 32 publishes in flight are 32 round trips, and the
 bus messages they publish reach the nodes one at a time, each in its own read
-and its own write per subscriber. A :class:`Batcher` collects the requests made
-during one turn of the event loop and sends them together (one pipeline), in
-the order they were made; each caller gets its own answer or exception.
+and its own write per subscriber. A :class:`Batcher` sends the requests made
+while a batch is in flight together in the next one (one pipeline), in the
+order they were made; each caller gets its own answer or exception.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ Answer = TypeVar("Answer")
 
 
 class Batcher(Generic[Request, Answer]):
-    """Sends the requests of one loop turn together through ``send``.
+    """Sends requests through ``send``, one batch at a time, in the order they came.
 
-    ``send(batch)`` returns one answer or exception per request, in order; if it
-    raises, every request of the batch gets that exception.
+    A request made while no batch is in flight goes at once (one task switch);
+    requests made while one is in flight go together in the next. ``send(batch)``
+    returns one answer or exception per request, in order; if it raises, every
+    request of the batch gets that exception.
     """
 
     def __init__(
@@ -32,23 +34,24 @@ class Batcher(Generic[Request, Answer]):
     ) -> None:
         self._send = send
         self._waiting: list[tuple[Request, asyncio.Future[Answer]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
 
     async def submit(self, request: Request) -> Answer:
         """Queue ``request`` for the next batch and wait for its answer."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
         self._waiting.append((request, future))
-        if len(self._waiting) == 1:
-            loop.call_soon(self._flush)
+        if self._sender is None:
+            self._sender = loop.create_task(self._drain())
         return await future
 
-    def _flush(self) -> None:
-        batch, self._waiting = self._waiting, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._run(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                await self._run(batch)
+        finally:
+            self._sender = None
 
     async def _run(self, batch: list[tuple[Request, asyncio.Future[Answer]]]) -> None:
         try:

@@ -255,7 +255,7 @@ class RedisBackend:
     async def append(self, request: HistoryAppend) -> Appended:
         """Run the append script (see the module docs).
 
-        Appends made in the same turn of the event loop go in one pipeline.
+        Appends made while one is in flight go together in the next pipeline, in order.
         """
         if self._append is None:
             raise RuntimeError("Redis backend not connected")

@@ -109,3 +109,43 @@ async def _history(ws: Any) -> dict[str, Any]:
         if message["type"] == "history":
             assert len(message["messages"]) == 30
             return message
+
+
+async def test_a_clients_publishes_in_flight_keep_its_order(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    """200 broadcasts sent without waiting: published in the order sent, acked in order.
+
+    The session reads on while the backend confirms (publishes share round trips),
+    so this shows that doing so neither reorders nor loses a client's publishes.
+    """
+    require(have_redis_server(), "redis-server on PATH")
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        app = create_app(
+            manager=WebSocketManager(heartbeat=None, policies=POLICIES),
+            redis_url=redis.url,
+            redis_prefix="inflight",
+            admin=False,
+            limits=Limits(rate_limit=0),
+        )
+        server = await aiohttp_server(app)
+        url = f"ws://127.0.0.1:{server.port}/ws?v=2"
+        async with websockets.connect(url) as sender, websockets.connect(url) as reader:
+            for ws in (sender, reader):
+                assert (await recv(ws))["type"] == "connected"
+                await ws.send(json.dumps({"type": "join", "room": "h:o", "ref": 1}))
+                assert (await recv(ws))["type"] == "joined"
+            count = 200
+            for i in range(count):
+                frame = {"type": "broadcast", "room": "h:o", "payload": i, "ref": i, "id": f"o{i}"}
+                await sender.send(json.dumps(frame))
+            acks = [await recv(sender) for _ in range(count)]
+            got = [await recv(reader) for _ in range(count)]
+            print("acks", len(acks), "received", len(got), "first", acks[0], "last", acks[-1])
+            assert [a["ref"] for a in acks] == list(range(count))
+            assert [a["offset"] for a in acks] == list(range(1, count + 1))
+            assert [(m["offset"], m["payload"]) for m in got] == [(i + 1, i) for i in range(count)]
+    finally:
+        redis.stop()
