@@ -61,6 +61,10 @@ class PresenceView:
             if message["count"] != len(members):
                 self.errors.append(f"diff count {message['count']} != {len(members)}")
 
+    def reset(self) -> None:
+        """Forget the view (the client left the room): diffs count again after the next reply."""
+        self.members = None
+
     def ids(self) -> set[str]:
         """Connection ids in the view (empty before the first reply)."""
         return set(self.members or ())
