@@ -60,9 +60,8 @@ async def test_a_thousand_real_clients_join_within_a_second(tmp_path: Path) -> N
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     view.apply(msg.json())
 
-        readers = [
-            asyncio.create_task(read(ws, view)) for (ws, _), view in zip(clients, views, strict=True)
-        ]
+        pairs = zip(clients, views, strict=True)
+        readers = [asyncio.create_task(read(ws, view)) for (ws, _), view in pairs]
         loop = asyncio.get_running_loop()
         started = loop.time()
         for burst in range(BURSTS):
