@@ -11,6 +11,7 @@ sends ``join`` and ``presence``. Every client applies what it receives strictly
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
@@ -54,14 +55,23 @@ async def test_a_thousand_real_clients_join_within_a_second(tmp_path: Path) -> N
         clients = await asyncio.gather(*(open_one() for _ in range(MEMBERS)))
         ids = {conn_id for _, conn_id in clients}
         views = [PresenceView(ROOM) for _ in clients]
+        received: list[list[str]] = [[] for _ in clients]
 
-        async def read(ws: aiohttp.ClientWebSocketResponse, view: PresenceView) -> None:
+        async def read(ws: aiohttp.ClientWebSocketResponse, texts: list[str]) -> None:
+            # Kept as text and decoded later: decoding 1,000 presence replies while the
+            # joins go out would slow the sending past the second the test is about.
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
-                    view.apply(msg.json())
+                    texts.append(msg.data)
 
-        pairs = zip(clients, views, strict=True)
-        readers = [asyncio.create_task(read(ws, view)) for (ws, _), view in pairs]
+        def apply_received() -> None:
+            for view, texts in zip(views, received, strict=True):
+                for text in texts:
+                    view.apply(json.loads(text))
+                texts.clear()
+
+        pairs = zip(clients, received, strict=True)
+        readers = [asyncio.create_task(read(ws, texts)) for (ws, _), texts in pairs]
         loop = asyncio.get_running_loop()
         started = loop.time()
         for burst in range(BURSTS):
@@ -70,9 +80,12 @@ async def test_a_thousand_real_clients_join_within_a_second(tmp_path: Path) -> N
                 await ws.send_str(f'{{"type":"presence","room":"{ROOM}"}}')
             await asyncio.sleep(started + SPREAD * (burst + 1) / BURSTS - loop.time())
         took = loop.time() - started
-        await wait_until(
-            lambda: all(view.ids() == ids for view in views), 30, "every view holds all 1,000"
-        )
+
+        def all_right() -> bool:
+            apply_received()
+            return all(view.ids() == ids for view in views)
+
+        await wait_until(all_right, 30, "every view holds all 1,000")
         settled = loop.time() - started
         frames = [view.frames for view in views]
         errors = [error for view in views for error in view.errors]
@@ -83,7 +96,7 @@ async def test_a_thousand_real_clients_join_within_a_second(tmp_path: Path) -> N
             f"{len(errors)}"
         )
         assert errors == []
-        assert max(frames) <= 20
+        assert max(frames) <= 20, f"the joins took {took:.2f} s (meant: within 1 s)"
         for ws, _ in clients:
             await ws.close()
         await asyncio.gather(*readers)
