@@ -284,6 +284,8 @@ class HistoryStore:
         ring = self._rooms[room] = Ring(room, epoch, top, policy, now)
         self._charged += ROOM_OVERHEAD
         self._schedule(ring, now + ring.ttl)
+        if self._charged > self.max_bytes:  # a new room makes room like a new entry
+            self._evict()
         return ring
 
     def _adopt(self, ring: Ring, policy: RoomPolicy, now: float) -> None:

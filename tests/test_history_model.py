@@ -84,6 +84,7 @@ class HistoryModel(RuleBasedStateMachine):
     def room(self, name: str) -> Room:
         if name not in self.rooms:
             self.rooms[name] = Room(f"e{next(self.epochs)}", 0, self.now)
+            self.evict()  # a new room is charged too: the oldest entries make way
         return self.rooms[name]
 
     def charged(self) -> int:
@@ -94,7 +95,10 @@ class HistoryModel(RuleBasedStateMachine):
         room.entries.append((room.top, data, self.now, pid, next(self.seq)))
         room.last = self.now
         del room.entries[: max(0, len(room.entries) - POLICIES[name].history_size)]
-        while self.charged() > MAX_BYTES:
+        self.evict()
+
+    def evict(self) -> None:
+        while self.charged() > MAX_BYTES and any(r.entries for r in self.rooms.values()):
             oldest = min(
                 (r for r in self.rooms.values() if r.entries), key=lambda r: r.entries[0][4]
             )
