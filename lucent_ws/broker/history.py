@@ -15,7 +15,9 @@ included, delivers the room's messages from the bus through a
   ``resync`` (``epoch_changed``);
 - after the broker reconnects, every history room with local members is
   checked against the backend's position, so a blip with no later message is
-  caught up too.
+  caught up too;
+- :meth:`BrokerHistory.tick` (the broker's lease period) forgets the rooms
+  without local members quiet for :attr:`BrokerHistory.idle` seconds.
 
 While the backend is unreachable, :meth:`BrokerHistory.append` raises
 :class:`~lucent_ws.errors.Unavailable`: no offset is handed out that the
@@ -67,6 +69,8 @@ class BrokerHistory:
         self._target = target
         self.timeout = timeout
         """Seconds an append or a read may take before it counts as unavailable."""
+        self.idle = 60.0
+        """Seconds a room without local members is followed after its last message."""
         self.sequencer = Sequencer()
         self._progress = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -81,6 +85,7 @@ class BrokerHistory:
         """The room's position here, read from the backend first if it is not followed yet."""
         known = self.sequencer.position(room)
         if known is not None:
+            self.sequencer.touch(room)
             return known
         read = await self.read(room, policy, 0, 0)
         return self.sequencer.adopt(room, read.epoch, read.top)
@@ -147,6 +152,12 @@ class BrokerHistory:
     def reconnected(self) -> None:
         """The broker is up again: check the rooms with local members against the backend."""
         self._spawn(self._check_rooms())
+
+    def tick(self) -> int:
+        """Forget the quiet rooms without local members; how many were forgotten."""
+        target = self._target()
+        local = set() if target is None else set(target.local_rooms())
+        return self.sequencer.sweep(local, self.idle)
 
     async def stop(self) -> None:
         """Cancel the reads in flight."""
