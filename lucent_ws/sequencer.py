@@ -150,6 +150,18 @@ class Sequencer:
             del self.rooms[room]
         return len(quiet)
 
+    def retry(self) -> list[tuple[str, Step]]:
+        """Ask again for what the rooms holding messages wait for, when no read is in flight.
+
+        A read that failed (the backend slow to answer) leaves the held messages
+        waiting: a quiet room would hold them until its next message.
+        """
+        return [
+            (room, self._ask(room, seq, [], min(seq.held) - 1))
+            for room, seq in self.rooms.items()
+            if seq.held and not seq.filling
+        ]
+
     def generation(self, room: str) -> int:
         """The room's generation, to hand back with :meth:`filled`."""
         seq = self.rooms.get(room)

@@ -16,8 +16,9 @@ included, delivers the room's messages from the bus through a
 - after the broker reconnects, every history room with local members is
   checked against the backend's position, so a blip with no later message is
   caught up too;
-- :meth:`BrokerHistory.tick` (the broker's lease period) forgets the rooms
-  without local members quiet for :attr:`BrokerHistory.idle` seconds.
+- :meth:`BrokerHistory.tick` (the broker's lease period) reads again what a
+  failed read left held, and forgets the rooms without local members quiet for
+  :attr:`BrokerHistory.idle` seconds.
 
 While the backend is unreachable, :meth:`BrokerHistory.append` raises
 :class:`~lucent_ws.errors.Unavailable`: no offset is handed out that the
@@ -154,7 +155,12 @@ class BrokerHistory:
         self._spawn(self._check_rooms())
 
     def tick(self) -> int:
-        """Forget the quiet rooms without local members; how many were forgotten."""
+        """Read again what a failed read left held; forget the quiet rooms without local members.
+
+        Returns how many rooms were forgotten.
+        """
+        for room, step in self.sequencer.retry():
+            self._perform(room, step)
         target = self._target()
         local = set() if target is None else set(target.local_rooms())
         return self.sequencer.sweep(local, self.idle)

@@ -1,7 +1,9 @@
-"""Every node follows every history room it sees on the bus: the quiet ones are forgotten.
+"""The broker's tick over history rooms: quiet rooms forgotten, failed read-backs retried.
 
-Without that, a node's per-room state grows with every history room the cluster
-ever published to (a room per chat, per user), members or not.
+Every node follows every history room it sees on the bus: without forgetting,
+a node's per-room state grows with every history room the cluster ever
+published to (a room per chat, per user), members or not. And messages held
+while a read back failed must not wait for the room's next message.
 """
 
 from __future__ import annotations
@@ -70,3 +72,37 @@ async def test_quiet_rooms_without_local_members_are_forgotten(
     got = [(m["room"], m["offset"]) for m in transport.messages() if m.get("type") == "message"]
     print("client on b got", got)
     assert got == [("h:kept", 1), ("h:kept", 2), ("h:7", 2)]
+
+
+async def test_messages_held_by_a_failed_read_are_delivered_without_another_message(
+    nodes: list[tuple[WebSocketManager, MemoryBroker]],
+) -> None:
+    # Node b misses offset 1 on the bus, holds 2 and reads 1 back; that read fails
+    # (Redis too slow to answer) while the broker stays up. No later message comes.
+    (a, a_broker), (b, b_broker) = nodes
+    conn, transport = fake_connect(b, version=V2)
+    session = Session(b, conn, Limits())
+    await session.on_text('{"type":"join","room":"h:q","ref":1}')
+    backend = b_broker.backend
+    real_read = backend.read
+    failed = 0
+
+    async def read_failing_once(*args: object, **kwargs: object) -> object:
+        nonlocal failed
+        if failed == 0:
+            failed += 1
+            raise ConnectionError("read timed out")
+        return await real_read(*args, **kwargs)  # type: ignore[arg-type]
+
+    backend.read = read_failing_once  # type: ignore[method-assign]
+    a_broker.store.drop_history_messages = 1
+    await a.publish_confirmed(RoomMessage("h:q", b'"one"'))
+    await a.publish_confirmed(RoomMessage("h:q", b'"two"'))
+
+    def offsets() -> list[int]:
+        return [m["offset"] for m in transport.messages() if m.get("type") == "message"]
+
+    await wait_until(lambda: failed == 1, what="the read back failed")
+    await wait_until(lambda: len(offsets()) == 2, timeout=5.0, what="both delivered")
+    print("delivered after the failed read:", offsets())
+    assert offsets() == [1, 2]
