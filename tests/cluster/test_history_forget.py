@@ -94,7 +94,7 @@ async def test_messages_held_by_a_failed_read_are_delivered_without_another_mess
             raise ConnectionError("read timed out")
         return await real_read(*args, **kwargs)  # type: ignore[arg-type]
 
-    backend.read = read_failing_once  # type: ignore[method-assign]
+    backend.read = read_failing_once  # type: ignore[method-assign, assignment]
     a_broker.store.drop_history_messages = 1
     await a.publish_confirmed(RoomMessage("h:q", b'"one"'))
     await a.publish_confirmed(RoomMessage("h:q", b'"two"'))
