@@ -20,7 +20,7 @@ from .config import Limits
 from .connection import Connection
 from .envelope import V2, RoomMessage
 from .errors import ProtocolError
-from .history_requests import ack, answer_history, join_history, publish
+from .history_requests import ack, answer_history, check_room_full, join_history, publish
 from .hooks import Hooks, call
 from .manager import WebSocketManager
 from .presence_hub import encode_presence
@@ -246,11 +246,7 @@ class Session:
                 return  # closed while the hook ran: never a zombie member
             if not allowed:
                 raise ProtocolError(ErrorCode.FORBIDDEN, f"Access denied to room '{room}'", ref)
-        limit = policy.max_members
-        if limit and self.manager.room_size(room) >= limit:
-            raise ProtocolError(
-                ErrorCode.ROOM_FULL, f"Room '{room}' is full: at most {limit} members", ref
-            )
+        check_room_full(self.manager, room, policy, ref)
         if history:
             await join_history(self.manager, conn, message, policy)
             return
