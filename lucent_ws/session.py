@@ -74,7 +74,16 @@ class TokenBucket:
 class Session:
     """The protocol state of one connection: rate limit, error budget, dispatch."""
 
-    __slots__ = ("_bucket", "_confirming", "_errors", "_hooks", "conn", "limits", "manager")
+    __slots__ = (
+        "_bucket",
+        "_confirming",
+        "_errors",
+        "_hooks",
+        "_last_confirm",
+        "conn",
+        "limits",
+        "manager",
+    )
 
     def __init__(
         self,
@@ -95,6 +104,7 @@ class Session:
         )
         self._errors: deque[float] | None = None
         self._confirming: set[asyncio.Task[None]] = set()
+        self._last_confirm: asyncio.Task[None] | None = None
 
     @property
     def open(self) -> bool:
@@ -296,23 +306,38 @@ class Session:
         confirming = self._confirming
         while len(confirming) >= MAX_CONFIRMING:
             await asyncio.wait(confirming, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.get_running_loop().create_task(self._confirm(pending, ref))
+        task = asyncio.get_running_loop().create_task(
+            self._confirm(pending, ref, self._last_confirm)
+        )
+        self._last_confirm = task
         confirming.add(task)
         task.add_done_callback(confirming.discard)
 
-    async def _confirm(self, pending: Awaitable[Published], ref: Ref | None) -> None:
+    async def _confirm(
+        self,
+        pending: Awaitable[Published],
+        ref: Ref | None,
+        before: asyncio.Task[None] | None,
+    ) -> None:
+        published: Published | None = None
+        failure: ProtocolError | None = None
         try:
             published = await pending
         except ProtocolError as exc:
-            if self.open:
-                self._error(exc.code, exc.message, exc.ref)
-            return
+            failure = exc
         except Exception:
             logger.exception("publish failed for connection %s", self.conn.id)
-            if self.open:
-                self.internal_error(ref)
+        if before is not None and not before.done():
+            # Answered in the order sent: an `unavailable` refused at once (the broker
+            # went down) must not overtake an earlier publish still waiting for Redis.
+            await asyncio.wait((before,))
+        if not self.open:
             return
-        if ref is not None and self.open:
+        if failure is not None:
+            self._error(failure.code, failure.message, failure.ref)
+        elif published is None:
+            self.internal_error(ref)
+        elif ref is not None:
             self._reply(ack(ref, published))
 
     async def _application(self, message: AppMessage) -> None:
