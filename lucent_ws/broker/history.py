@@ -206,15 +206,17 @@ class BrokerHistory:
         if step.actions:
             self._progress.set()
         if step.fill is not None:
-            self._spawn(self._fill(room, *step.fill))
+            # The generation of the ask, not of when the task starts: a reset in between
+            # (another epoch) makes this read stale, and it must not answer for the next.
+            generation = self.sequencer.generation(room)
+            self._spawn(self._fill(room, generation, *step.fill))
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fill(self, room: str, first: int, last: int) -> None:
-        generation = self.sequencer.generation(room)
+    async def _fill(self, room: str, generation: int, first: int, last: int) -> None:
         target = self._target()
         policy = target.policy(room) if target is not None else None
         if policy is None:
