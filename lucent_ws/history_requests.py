@@ -23,7 +23,25 @@ from .recovery import RecoveryResult
 from .shared_reads import finish_recovery, prepare_recovery, shared_page
 from .streams import Published, since_of
 
-__all__ = ["ack", "answer_history", "join_history", "join_history_room", "publish"]
+__all__ = [
+    "ack",
+    "answer_history",
+    "check_room_full",
+    "join_history",
+    "join_history_room",
+    "publish",
+]
+
+
+def check_room_full(
+    manager: WebSocketManager, room: str, policy: RoomPolicy, ref: Ref | None
+) -> None:
+    """Raise ``room_full`` when the room holds its policy's ``max_members``."""
+    limit = policy.max_members
+    if limit and manager.room_size(room) >= limit:
+        raise ProtocolError(
+            ErrorCode.ROOM_FULL, f"Room '{room}' is full: at most {limit} members", ref
+        )
 
 
 async def join_history(
@@ -58,6 +76,9 @@ async def join_history(
         raise ProtocolError(exc.code, exc.message, ref) from None
     if conn.closed:
         return
+    if room not in conn.rooms:
+        # Checked again: other joins may have filled the room while this one read.
+        check_room_full(manager, room, policy, ref)
     if plain or since is None:
         manager.join_room(conn.id, room)
         manager.send_encoded(conn, replies.encode_joined_at(room, *position, ref))

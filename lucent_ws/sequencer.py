@@ -21,11 +21,16 @@ The caller performs the actions: deliveries to the room's local members, and a
 ``resync`` message to its local v2 members. What a resync tells a client: its
 state of the room must be refetched, and the messages that follow continue from
 ``offset``.
+
+Every node sees every history room's messages, so a room is followed from its
+first message on; :meth:`Sequencer.sweep` forgets the rooms without local
+members that went quiet, so what is kept is bounded by the rooms in use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -81,6 +86,8 @@ class RoomSequence:
     """Bumped on each reset, so that a fill begun before it is ignored."""
     retired: list[str] = field(default_factory=list)
     """Epochs this room left: their late messages are dropped, never a way back."""
+    touched: float = 0.0
+    """When the room last had a message, a read or a join (the sequencer's clock)."""
 
 
 _NOTHING: Final = Step([])
@@ -90,11 +97,13 @@ class Sequencer:
     """The delivery order of every history room this node has seen (see the module docs).
 
     ``max_fill``: a gap of more offsets than this is not read back; it is a
-    resync at once.
+    resync at once. ``clock`` (seconds) dates each room's last activity for
+    :meth:`sweep`.
     """
 
-    def __init__(self, max_fill: int = 1000) -> None:
+    def __init__(self, max_fill: int = 1000, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_fill = max_fill
+        self._clock = clock
         self.rooms: dict[str, RoomSequence] = {}
         self.dropped = 0
         """Messages dropped as repeats or as late messages of a retired epoch."""
@@ -113,11 +122,45 @@ class Sequencer:
         seq = self.rooms.get(room)
         if seq is None:
             seq = self.rooms[room] = RoomSequence(epoch, top)
+        seq.touched = self._clock()
         return Position(seq.epoch, seq.last)
+
+    def touch(self, room: str) -> None:
+        """Date the room's activity now (a join is using it: :meth:`sweep` keeps it)."""
+        seq = self.rooms.get(room)
+        if seq is not None:
+            seq.touched = self._clock()
 
     def forget(self, room: str) -> None:
         """Stop following ``room`` (its next message starts it afresh)."""
         self.rooms.pop(room, None)
+
+    def sweep(self, keep: Collection[str], idle: float) -> int:
+        """Forget the rooms not in ``keep`` quiet for ``idle`` seconds (no read in flight).
+
+        Returns how many were forgotten.
+        """
+        cutoff = self._clock() - idle
+        quiet = [
+            room
+            for room, seq in self.rooms.items()
+            if seq.touched <= cutoff and not seq.filling and room not in keep
+        ]
+        for room in quiet:
+            del self.rooms[room]
+        return len(quiet)
+
+    def retry(self) -> list[tuple[str, Step]]:
+        """Ask again for what the rooms holding messages wait for, when no read is in flight.
+
+        A read that failed (the backend slow to answer) leaves the held messages
+        waiting: a quiet room would hold them until its next message.
+        """
+        return [
+            (room, self._ask(room, seq, [], min(seq.held) - 1))
+            for room, seq in self.rooms.items()
+            if seq.held and not seq.filling
+        ]
 
     def generation(self, room: str) -> int:
         """The room's generation, to hand back with :meth:`filled`."""
@@ -130,9 +173,11 @@ class Sequencer:
         assert offset is not None
         assert epoch is not None
         seq = self.rooms.get(room)
+        now = self._clock()
         if seq is None:
-            self.rooms[room] = RoomSequence(epoch, offset)
+            self.rooms[room] = RoomSequence(epoch, offset, touched=now)
             return Step([Delivery(message, exclude)])
+        seq.touched = now
         if epoch != seq.epoch:
             if epoch in seq.retired:
                 self.dropped += 1
@@ -163,7 +208,7 @@ class Sequencer:
         """The backend's position of ``room`` (after a reconnection): catch up with it."""
         seq = self.rooms.get(room)
         if seq is None:
-            self.rooms[room] = RoomSequence(epoch, top)
+            self.rooms[room] = RoomSequence(epoch, top, touched=self._clock())
             return _NOTHING
         if epoch != seq.epoch:
             return self._new_epoch(room, seq, epoch, top)
@@ -191,6 +236,7 @@ class Sequencer:
         if seq is None or seq.generation != generation:
             return _NOTHING  # superseded: the room was reset since the read began
         seq.filling = False
+        seq.touched = self._clock()
         if epoch != seq.epoch:
             return self._new_epoch(room, seq, epoch, top)
         actions: list[Delivery | Resync] = []

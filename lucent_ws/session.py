@@ -20,7 +20,7 @@ from .config import Limits
 from .connection import Connection
 from .envelope import V2, RoomMessage
 from .errors import ProtocolError
-from .history_requests import ack, answer_history, join_history, publish
+from .history_requests import ack, answer_history, check_room_full, join_history, publish
 from .hooks import Hooks, call
 from .manager import WebSocketManager
 from .presence_hub import encode_presence
@@ -74,7 +74,16 @@ class TokenBucket:
 class Session:
     """The protocol state of one connection: rate limit, error budget, dispatch."""
 
-    __slots__ = ("_bucket", "_confirming", "_errors", "_hooks", "conn", "limits", "manager")
+    __slots__ = (
+        "_bucket",
+        "_confirming",
+        "_errors",
+        "_hooks",
+        "_last_confirm",
+        "conn",
+        "limits",
+        "manager",
+    )
 
     def __init__(
         self,
@@ -95,6 +104,7 @@ class Session:
         )
         self._errors: deque[float] | None = None
         self._confirming: set[asyncio.Task[None]] = set()
+        self._last_confirm: asyncio.Task[None] | None = None
 
     @property
     def open(self) -> bool:
@@ -246,11 +256,7 @@ class Session:
                 return  # closed while the hook ran: never a zombie member
             if not allowed:
                 raise ProtocolError(ErrorCode.FORBIDDEN, f"Access denied to room '{room}'", ref)
-        limit = policy.max_members
-        if limit and self.manager.room_size(room) >= limit:
-            raise ProtocolError(
-                ErrorCode.ROOM_FULL, f"Room '{room}' is full: at most {limit} members", ref
-            )
+        check_room_full(self.manager, room, policy, ref)
         if history:
             await join_history(self.manager, conn, message, policy)
             return
@@ -300,23 +306,38 @@ class Session:
         confirming = self._confirming
         while len(confirming) >= MAX_CONFIRMING:
             await asyncio.wait(confirming, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.get_running_loop().create_task(self._confirm(pending, ref))
+        task = asyncio.get_running_loop().create_task(
+            self._confirm(pending, ref, self._last_confirm)
+        )
+        self._last_confirm = task
         confirming.add(task)
         task.add_done_callback(confirming.discard)
 
-    async def _confirm(self, pending: Awaitable[Published], ref: Ref | None) -> None:
+    async def _confirm(
+        self,
+        pending: Awaitable[Published],
+        ref: Ref | None,
+        before: asyncio.Task[None] | None,
+    ) -> None:
+        published: Published | None = None
+        failure: ProtocolError | None = None
         try:
             published = await pending
         except ProtocolError as exc:
-            if self.open:
-                self._error(exc.code, exc.message, exc.ref)
-            return
+            failure = exc
         except Exception:
             logger.exception("publish failed for connection %s", self.conn.id)
-            if self.open:
-                self.internal_error(ref)
+        if before is not None and not before.done():
+            # Answered in the order sent: an `unavailable` refused at once (the broker
+            # went down) must not overtake an earlier publish still waiting for Redis.
+            await asyncio.wait((before,))
+        if not self.open:
             return
-        if ref is not None and self.open:
+        if failure is not None:
+            self._error(failure.code, failure.message, failure.ref)
+        elif published is None:
+            self.internal_error(ref)
+        elif ref is not None:
             self._reply(ack(ref, published))
 
     async def _application(self, message: AppMessage) -> None:

@@ -195,3 +195,18 @@ def test_every_offset_once_in_order_whatever_the_bus_lost(
         serve(now)
         now += 1
     assert out == list(range(1, total + 1))
+
+
+def test_sweep_forgets_quiet_rooms_but_not_kept_or_filling_ones() -> None:
+    now = [0.0]
+    seq = Sequencer(clock=lambda: now[0])
+    for room in ("quiet", "kept", "filling", "busy"):
+        seq.offer(msg(1, room=room), NONE)
+    assert seq.offer(msg(5, room="filling"), NONE).fill == (2, 4)
+    now[0] = 10.0
+    seq.offer(msg(2, room="busy"), NONE)
+    assert seq.sweep({"kept"}, idle=5.0) == 1
+    assert sorted(seq.rooms) == ["busy", "filling", "kept"]
+    now[0] = 20.0
+    assert seq.sweep(set(), idle=5.0) == 2  # "filling" stays while its read is in flight
+    assert list(seq.rooms) == ["filling"]

@@ -26,7 +26,8 @@ class Batcher(Generic[Request, Answer]):
     A request made while no batch is in flight goes at once (one task switch);
     requests made while one is in flight go together in the next. ``send(batch)``
     returns one answer or exception per request, in order; if it raises, every
-    request of the batch gets that exception.
+    request of the batch gets that exception. A request whose caller stopped
+    waiting (a timeout) before its batch went is never sent.
     """
 
     def __init__(
@@ -48,8 +49,10 @@ class Batcher(Generic[Request, Answer]):
     async def _drain(self) -> None:
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting, []
-                await self._run(batch)
+                batch = [(r, f) for r, f in self._waiting if not f.done()]
+                self._waiting = []
+                if batch:
+                    await self._run(batch)
         finally:
             self._sender = None
 

@@ -15,7 +15,10 @@ included, delivers the room's messages from the bus through a
   ``resync`` (``epoch_changed``);
 - after the broker reconnects, every history room with local members is
   checked against the backend's position, so a blip with no later message is
-  caught up too.
+  caught up too;
+- :meth:`BrokerHistory.tick` (the broker's lease period) reads again what a
+  failed read left held, and forgets the rooms without local members quiet for
+  :attr:`BrokerHistory.idle` seconds.
 
 While the backend is unreachable, :meth:`BrokerHistory.append` raises
 :class:`~lucent_ws.errors.Unavailable`: no offset is handed out that the
@@ -67,6 +70,8 @@ class BrokerHistory:
         self._target = target
         self.timeout = timeout
         """Seconds an append or a read may take before it counts as unavailable."""
+        self.idle = 60.0
+        """Seconds a room without local members is followed after its last message."""
         self.sequencer = Sequencer()
         self._progress = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -81,6 +86,7 @@ class BrokerHistory:
         """The room's position here, read from the backend first if it is not followed yet."""
         known = self.sequencer.position(room)
         if known is not None:
+            self.sequencer.touch(room)
             return known
         read = await self.read(room, policy, 0, 0)
         return self.sequencer.adopt(room, read.epoch, read.top)
@@ -148,6 +154,17 @@ class BrokerHistory:
         """The broker is up again: check the rooms with local members against the backend."""
         self._spawn(self._check_rooms())
 
+    def tick(self) -> int:
+        """Read again what a failed read left held; forget the quiet rooms without local members.
+
+        Returns how many rooms were forgotten.
+        """
+        for room, step in self.sequencer.retry():
+            self._perform(room, step)
+        target = self._target()
+        local = set() if target is None else set(target.local_rooms())
+        return self.sequencer.sweep(local, self.idle)
+
     async def stop(self) -> None:
         """Cancel the reads in flight."""
         tasks, self._tasks = self._tasks, set()
@@ -189,15 +206,17 @@ class BrokerHistory:
         if step.actions:
             self._progress.set()
         if step.fill is not None:
-            self._spawn(self._fill(room, *step.fill))
+            # The generation of the ask, not of when the task starts: a reset in between
+            # (another epoch) makes this read stale, and it must not answer for the next.
+            generation = self.sequencer.generation(room)
+            self._spawn(self._fill(room, generation, *step.fill))
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fill(self, room: str, first: int, last: int) -> None:
-        generation = self.sequencer.generation(room)
+    async def _fill(self, room: str, generation: int, first: int, last: int) -> None:
         target = self._target()
         policy = target.policy(room) if target is not None else None
         if policy is None:

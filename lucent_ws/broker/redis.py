@@ -270,12 +270,19 @@ class RedisBackend:
             keys = self.history_keys(request.room)
             pipe.evalsha(script.sha, len(keys), *keys, *self._args(request))
         results = await pipe.execute(raise_on_error=False)
-        if any(isinstance(result, NoScriptError) for result in results):
-            # The server lost the script (a restart) before running any of them.
-            return [await self._append_one(request) for request in batch]
-        return [
-            result if isinstance(result, Exception) else _appended(result) for result in results
-        ]
+        answers: list[Appended | Exception] = []
+        for request, result in zip(batch, results, strict=True):
+            if isinstance(result, NoScriptError):
+                # The server lost the script (a restart). Only these were not run: the
+                # others (after another client loaded it meanwhile) must not run twice,
+                # even if these then take offsets after theirs.
+                try:
+                    answers.append(await self._append_one(request))
+                except Exception as exc:
+                    answers.append(exc)
+            else:
+                answers.append(result if isinstance(result, Exception) else _appended(result))
+        return answers
 
     async def _append_one(self, request: HistoryAppend) -> Appended:
         if self._append is None:

@@ -348,6 +348,7 @@ class Broker:
                 next_tick = self._clock() + period
                 await self._refresh_lease()
                 await self._resync_all()
+                self.history.tick()
             else:
                 self._resync.clear()
                 nodes, self._resync_nodes = self._resync_nodes, set()

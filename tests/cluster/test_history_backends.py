@@ -184,3 +184,60 @@ async def test_a_burst_of_appends_and_reads_is_served_in_full(backend: Backend) 
     assert all(not a.duplicate for a in appends)
     assert {r.top for r in reads} == {100}
     assert all([e.offset for e in r.entries] == list(range(1, 101)) for r in reads)
+
+
+class _LoadAfterFirst:
+    """A pipeline during which another client loads the script after its first command.
+
+    That is a Redis restarted under load: this node's pipeline of appends meets a
+    server without the script, and another node's single append (EVALSHA, then
+    SCRIPT LOAD) loads it while the pipeline is being run.
+    """
+
+    def __init__(self, pipe: Any, script: str) -> None:
+        self._pipe, self._script, self._sent = pipe, script, 0
+
+    def evalsha(self, *args: Any) -> None:
+        self._pipe.evalsha(*args)
+        self._sent += 1
+        if self._sent == 1:
+            self._pipe.script_load(self._script)
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        results = await self._pipe.execute(raise_on_error=raise_on_error)
+        return [results[0], *results[2:]]  # without the other client's SCRIPT LOAD
+
+
+@pytest.mark.redis
+async def test_a_pipeline_partly_run_before_the_script_was_loaded_appends_each_once(
+    shared_redis_url: str, prefix: str
+) -> None:
+    from lucent_ws.broker.redis import APPEND_SCRIPT
+
+    require(have_redis_server(), "redis-server on PATH")
+    backend = RedisBackend(shared_redis_url, prefix=prefix)
+    await backend.connect()
+    client = aioredis.Redis.from_url(shared_redis_url)
+    try:
+        await backend.append(request("ns", b"0"))
+        await client.script_flush()
+        redis_client = backend.client
+        pipeline = redis_client.pipeline
+        redis_client.pipeline = (  # type: ignore[method-assign]
+            lambda transaction=False: _LoadAfterFirst(
+                pipeline(transaction=transaction), APPEND_SCRIPT
+            )
+        )
+        answers = await asyncio.gather(
+            *(backend.append(request("ns", b"%d" % i)) for i in (1, 2, 3))
+        )
+        redis_client.pipeline = pipeline  # type: ignore[method-assign]
+        read = await backend.read("ns", 0, 100, "cccc", 60)
+        print("answers", [a.offset for a in answers], "stream", [e.offset for e in read.entries])
+        assert read.top == 4  # each of the three appended once
+        # The one that met no script runs after the others: never twice.
+        assert sorted(a.offset for a in answers) == [2, 3, 4]
+        assert sorted(e.payload for e in read.entries) == [b"0", b"1", b"2", b"3"]
+    finally:
+        await client.aclose()
+        await backend.close()
