@@ -24,6 +24,7 @@ key prefix ``P`` (``--redis-prefix``, default ``lucent_ws``):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -196,15 +197,17 @@ class RedisBackend:
         await self._pubsub.subscribe(self._channel)
 
     async def close(self) -> None:
-        """Unsubscribe and close the client."""
+        """Unsubscribe and close the client (never raises; each step bounded by ``timeout``)."""
         pubsub, client = self._pubsub, self._client
         self._pubsub = self._client = None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.reset()
+                async with asyncio.timeout(self.timeout):
+                    await pubsub.reset()
         if client is not None:
             with contextlib.suppress(Exception):
-                await client.aclose()
+                async with asyncio.timeout(self.timeout):
+                    await client.aclose()
 
     async def messages(self) -> AsyncIterator[bytes]:
         """The bus messages as they arrive."""
