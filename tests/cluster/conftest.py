@@ -10,8 +10,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from lucent_ws import WebSocketManager, create_app
+from lucent_ws.config import Limits
 
 from ..conftest import require
 from ..hubprocess import free_port
@@ -96,3 +100,19 @@ def shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def prefix() -> str:
     """A key prefix of this test's own, so tests sharing one Redis never meet."""
     return f"lucent_ws_test_{uuid.uuid4().hex[:8]}"
+
+
+async def serve_over_redis(
+    aiohttp_server: Any, manager: WebSocketManager, redis_url: str, prefix: str
+) -> str:
+    """An in-process app for ``manager`` over ``redis_url`` (no admin, no rate limit):
+    the ``/ws?v=2`` URL it serves."""
+    app = create_app(
+        manager=manager,
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        admin=False,
+        limits=Limits(rate_limit=0),
+    )
+    server = await aiohttp_server(app)
+    return f"ws://127.0.0.1:{server.port}/ws?v=2"
