@@ -13,16 +13,14 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from lucent_ws.client import Backoff, Client, ClientEvent, Disconnected, Room
 
-from ..cluster.conftest import RedisServer, have_redis_server
-from ..conftest import require
+from ..cluster import conftest as cluster_conftest
+from ..cluster.conftest import RedisServer
 from ..hubprocess import HubProcess, free_port, hub_process
 from .test_js_client import browser_page
 
@@ -32,13 +30,7 @@ ROOM = "h:orders"
 CONFIG = '[[rooms]]\npattern = "h:*"\nhistory_size = 1000\nhistory_ttl = 600\n'
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    require(have_redis_server(), "redis-server on PATH")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+redis_server = cluster_conftest.redis_server  # the fixture, a private redis-server
 
 
 @contextlib.asynccontextmanager
@@ -75,10 +67,10 @@ async def drain_room(room: Room, count: int, timeout: float = 15.0) -> list[Any]
 
 
 async def test_python_client_moves_to_the_other_node_and_recovers_every_message(
-    tmp_path: Path, redis: RedisServer
+    tmp_path: Path, redis_server: RedisServer
 ) -> None:
     events: list[ClientEvent] = []
-    async with two_nodes(tmp_path, redis) as (a, b):
+    async with two_nodes(tmp_path, redis_server) as (a, b):
         client = Client([a.url, b.url], backoff=Backoff(base=0.05, cap=0.5), on_event=events.append)
         async with client:
             room = await client.join(ROOM)
@@ -132,14 +124,14 @@ PAGE_CLIENT = """async ([urls, room]) => {
 
 
 async def test_chromium_page_moves_to_the_other_node_and_shows_recovered(
-    tmp_path: Path, redis: RedisServer
+    tmp_path: Path, redis_server: RedisServer
 ) -> None:
     port_a, port_b = free_port(), free_port()
     origins = ("--allowed-origin", f"http://127.0.0.1:{port_a}")
     origins += ("--allowed-origin", f"http://127.0.0.1:{port_b}")
     config = tmp_path / "hub.toml"
     config.write_text(CONFIG)
-    flags = ("--no-heartbeat", "--redis-url", redis.url, "--config", str(config), *origins)
+    flags = ("--no-heartbeat", "--redis-url", redis_server.url, "--config", str(config), *origins)
     async with (
         browser_page() as page,
         hub_process(*flags, tmp_path=tmp_path, port=port_a) as a,
