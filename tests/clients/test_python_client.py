@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -83,30 +84,55 @@ async def test_a_1013_eviction_reconnects_and_rejoins() -> None:
     assert [e.code for e in events if e.kind == "disconnected"] == [1013]
 
 
-async def test_pending_requests_fail_within_100_ms_of_a_drop() -> None:
+async def test_pending_requests_fail_as_soon_as_the_connection_drops() -> None:
+    """Requests pending when the connection drops fail at once, not at their timeout.
+
+    "At once" is a ratio to a baseline measured here on the same machine: three
+    requests answered on the same connection (one round trip, about as long as a
+    drop takes to fail them). Typically within 10 round trips, and every time within
+    100 (room for a scheduling hiccup); waiting for the 10 s timeout, a heartbeat or a
+    reconnect would be thousands of them.
+    """
     manager = WebSocketManager(heartbeat=None, close_timeout=1.0)
-    never = asyncio.Event()
+    never, entered = asyncio.Event(), asyncio.Event()
 
     @manager.message("slow")
     async def slow(conn: Any, msg: Any) -> None:
+        entered.set()
         await never.wait()
+
+    @manager.message("fast")
+    async def fast(conn: Any, msg: Any) -> dict[str, bool]:
+        return {"ok": True}
 
     async with local_hub(manager) as url, Client(url, backoff=FAST) as client:
         await client.wait_connected()
-        latencies = []
+        latencies, round_trips = [], []
         for _ in range(5):
             await client.wait_connected()
             conn = manager.get_connection(client.id or "")
             assert conn is not None
+            sent_at = time.perf_counter()
+            answers = await asyncio.gather(*(client.request("fast", timeout=10) for _ in range(3)))
+            round_trips.append(time.perf_counter() - sent_at)
+            assert answers == [{"ok": True}] * 3
+            entered.clear()
             pending = [asyncio.create_task(client.request("slow", timeout=10)) for _ in range(3)]
-            await asyncio.sleep(0.05)  # sent and waiting
+            # The session runs one handler at a time: the first is in it, the others
+            # were sent with it and wait behind it.
+            await asyncio.wait_for(entered.wait(), 10)
             dropped_at = time.perf_counter()
             conn.request.transport.abort()  # type: ignore[union-attr]
             results = await asyncio.gather(*pending, return_exceptions=True)
             latencies.append(time.perf_counter() - dropped_at)
             assert all(isinstance(r, Disconnected) for r in results), results
-        print(f"failed after the drop in {[round(x * 1000, 1) for x in latencies]} ms")
-        assert max(latencies) < 0.1
+        baseline = statistics.median(round_trips)
+        print(
+            f"failed after the drop in {[round(x * 1000, 2) for x in latencies]} ms; "
+            f"a round trip (baseline) {baseline * 1000:.2f} ms"
+        )
+        assert statistics.median(latencies) < 10 * baseline, (latencies, baseline)
+        assert max(latencies) < 100 * baseline, (latencies, baseline)
         never.set()
 
 
