@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,10 +18,9 @@ from lucent_ws.envelope import V2, RoomMessage
 from lucent_ws.errors import Unavailable
 from lucent_ws.session import Session
 
-from ..conftest import require
 from ..fakes import fake_connect
 from ..waiting import wait_until
-from .conftest import RedisServer, have_redis_server
+from .conftest import RedisServer
 from .test_history_cluster import POLICIES, Client, joined
 
 ROOM = "h:faults"
@@ -109,47 +107,44 @@ async def test_a_dead_node_publisher_retries_through_the_other_once_each(
 
 @pytest.mark.redis
 async def test_redis_paused_loses_nothing_for_connected_clients(
-    brokers: list[Broker], tmp_path: Path
+    brokers: list[Broker], redis_server: RedisServer
 ) -> None:
-    require(have_redis_server(), "redis-server on PATH")
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        brokers += [RedisBroker(server.url, prefix="p"), RedisBroker(server.url, prefix="p")]
-        a, b = await node(brokers[0]), await node(brokers[1])
-        watchers = [client(a), client(b)]
-        for w in watchers:
-            await joined(w, ROOM)
-        admin = aioredis.Redis.from_url(server.url)
-        published, refused = 0, 0
+    brokers += [
+        RedisBroker(redis_server.url, prefix="p"),
+        RedisBroker(redis_server.url, prefix="p"),
+    ]
+    a, b = await node(brokers[0]), await node(brokers[1])
+    watchers = [client(a), client(b)]
+    for w in watchers:
+        await joined(w, ROOM)
+    admin = aioredis.Redis.from_url(redis_server.url)
+    published, refused = 0, 0
 
-        async def publish_for(seconds: float, manager: WebSocketManager) -> None:
-            nonlocal published, refused
-            loop = asyncio.get_running_loop()
-            end = loop.time() + seconds
-            i = 0
-            while loop.time() < end:
-                i += 1
-                try:
-                    await manager.publish_confirmed(RoomMessage(ROOM, str(i).encode()))
-                    published += 1
-                except Unavailable:
-                    refused += 1
-                await asyncio.sleep(0.01)
+    async def publish_for(seconds: float, manager: WebSocketManager) -> None:
+        nonlocal published, refused
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        i = 0
+        while loop.time() < end:
+            i += 1
+            try:
+                await manager.publish_confirmed(RoomMessage(ROOM, str(i).encode()))
+                published += 1
+            except Unavailable:
+                refused += 1
+            await asyncio.sleep(0.01)
 
-        pausing = asyncio.create_task(publish_for(2.5, a))
-        other = asyncio.create_task(publish_for(2.5, b))
-        await asyncio.sleep(0.3)
-        await admin.execute_command("CLIENT", "PAUSE", "1500")
-        await asyncio.gather(pausing, other)
-        await admin.aclose()
-        await wait_until(lambda: all(len(w.offsets(ROOM)) == published for w in watchers))
-        for w in watchers:
-            print(
-                "pause: published", published, "refused", refused,
-                "client got", len(w.offsets(ROOM)), "resyncs", len(w.received("resync")),
-            )  # fmt: skip
-            assert w.offsets(ROOM) == list(range(1, published + 1))
-            assert w.received("resync") == []
-    finally:
-        server.stop()
+    pausing = asyncio.create_task(publish_for(2.5, a))
+    other = asyncio.create_task(publish_for(2.5, b))
+    await asyncio.sleep(0.3)
+    await admin.execute_command("CLIENT", "PAUSE", "1500")
+    await asyncio.gather(pausing, other)
+    await admin.aclose()
+    await wait_until(lambda: all(len(w.offsets(ROOM)) == published for w in watchers))
+    for w in watchers:
+        print(
+            "pause: published", published, "refused", refused,
+            "client got", len(w.offsets(ROOM)), "resyncs", len(w.received("resync")),
+        )  # fmt: skip
+        assert w.offsets(ROOM) == list(range(1, published + 1))
+        assert w.received("resync") == []
