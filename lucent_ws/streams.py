@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from . import jsoncodec
-from .envelope import RoomMessage, envelope_head
+from .envelope import RoomMessage, envelope_head, frame_body
 from .history import Entry, HistoryStore, Position
 from .policy import RoomPolicy
 from .recovery import RecoveryResult
@@ -78,12 +78,6 @@ class HistoryPage:
     offset: int
     """The room's top offset (0: nothing published in this epoch)."""
     messages: list[dict[str, Any]]
-
-
-def frame_body(head: bytes, offset: int, epoch: bytes, *, replay: bool = False) -> bytes:
-    """The v2 envelope of a kept head at ``offset``; ``epoch`` is the JSON-encoded epoch."""
-    tail = b',"replay":true}' if replay else b"}"
-    return head + b',"offset":' + str(offset).encode() + b',"epoch":' + epoch + tail
 
 
 def since_of(since: Mapping[str, Any] | Position | tuple[int, str] | None) -> Position | None:
