@@ -72,10 +72,12 @@ __all__ = [
     "HistoryStats",
     "HistoryStore",
     "Position",
+    "new_epoch",
 ]
 
 
-def _random_epoch() -> str:
+def new_epoch() -> str:
+    """A fresh random epoch (hex, so it goes into a bus header as is)."""
     return secrets.token_hex(8)
 
 
@@ -87,7 +89,7 @@ class HistoryStore:
         max_bytes: int = 64 * 1024 * 1024,
         *,
         clock: Callable[[], float] = time.monotonic,
-        new_epoch: Callable[[], str] = _random_epoch,
+        new_epoch: Callable[[], str] = new_epoch,
     ) -> None:
         if max_bytes <= 0:
             raise ConfigurationError("history max_bytes must be positive")
