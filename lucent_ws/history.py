@@ -44,6 +44,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from .errors import ConfigurationError
 from .policy import RoomPolicy
@@ -62,6 +63,7 @@ from .ring import (
 )
 
 __all__ = [
+    "DEFAULT_HISTORY_MAX_BYTES",
     "ENTRY_OVERHEAD",
     "ID_OVERHEAD",
     "ROOM_OVERHEAD",
@@ -75,6 +77,9 @@ __all__ = [
     "new_epoch",
 ]
 
+DEFAULT_HISTORY_MAX_BYTES: Final = 64 * 1024 * 1024
+"""The node-wide history byte cap (``--history-max-bytes``)."""
+
 
 def new_epoch() -> str:
     """A fresh random epoch (hex, so it goes into a bus header as is)."""
@@ -86,7 +91,7 @@ class HistoryStore:
 
     def __init__(
         self,
-        max_bytes: int = 64 * 1024 * 1024,
+        max_bytes: int = DEFAULT_HISTORY_MAX_BYTES,
         *,
         clock: Callable[[], float] = time.monotonic,
         new_epoch: Callable[[], str] = new_epoch,

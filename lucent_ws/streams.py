@@ -27,7 +27,7 @@ from typing import Any, Final, NamedTuple
 
 from . import jsoncodec
 from .envelope import RoomMessage, envelope_head, frame_body
-from .history import Entry, HistoryStore, Position
+from .history import DEFAULT_HISTORY_MAX_BYTES, Entry, HistoryStore, Position
 from .policy import RoomPolicy
 from .recovery import RecoveryResult
 
@@ -43,8 +43,6 @@ __all__ = [
 
 DEFAULT_RECOVER_MAX: Final = 300
 """Missed messages a recovery replays at most (``--recover-max``)."""
-DEFAULT_HISTORY_MAX_BYTES: Final = 64 * 1024 * 1024
-"""The node-wide history byte cap (``--history-max-bytes``)."""
 REPLAY_OVERHEAD: Final = 96
 """Bytes a replayed frame adds to its kept head: tail, epoch, WebSocket header (bound)."""
 
