@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .clientjs import announce_reconnect, client_js
 from .codes import CloseCode
+from .config import DEFAULT_RECONNECT_WITHIN
 from .endpoint import EndpointOptions, build_endpoint
 from .errors import ConfigurationError
 from .handler import WebSocketHandler
@@ -26,7 +27,7 @@ def setup(
     *,
     path: str = "/ws",
     broker: Cluster | None = None,
-    reconnect_within: float = 5.0,
+    reconnect_within: float = DEFAULT_RECONNECT_WITHIN,
     **options: Unpack[EndpointOptions],
 ) -> WebSocketHandler:
     """Add the WebSocket endpoint to an existing app, like the original plugin.
@@ -66,7 +67,7 @@ def create_app(
     lease: float = 15.0,
     broker: Cluster | None = None,
     trust_proxy: bool = False,
-    reconnect_within: float = 5.0,
+    reconnect_within: float = DEFAULT_RECONNECT_WITHIN,
     **options: Unpack[EndpointOptions],
 ) -> web.Application:
     """A new aiohttp app serving the hub; run it or mount it with ``add_subapp``.

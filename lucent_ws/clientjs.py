@@ -15,7 +15,6 @@ from typing import Final
 from aiohttp import web
 
 from . import jsoncodec
-from .envelope import V2
 from .manager import WebSocketManager
 
 __all__ = ["CLIENT_JS", "announce_reconnect", "client_js", "client_js_source"]
@@ -45,10 +44,4 @@ def announce_reconnect(manager: WebSocketManager, within: float) -> int:
     Sent just before a shutdown's 1001 so the official clients spread their
     first reconnect attempt over ``within`` seconds instead of all at once.
     """
-    frame = jsoncodec.dumps({"type": "reconnect", "within": within})
-    told = 0
-    for conn_id in manager.connection_ids():
-        conn = manager.get_connection(conn_id)
-        if conn is not None and conn.version == V2 and manager.send_encoded(conn, frame):
-            told += 1
-    return told
+    return manager.deliver_to_v2(jsoncodec.dumps({"type": "reconnect", "within": within}))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from .errors import ConfigurationError
 
-__all__ = ["HeartbeatConfig", "Limits"]
+__all__ = ["DEFAULT_RECONNECT_WITHIN", "HeartbeatConfig", "Limits"]
+
+DEFAULT_RECONNECT_WITHIN: Final = 5.0
+"""Seconds v2 clients spread their reconnects over after a drain (``--reconnect-within``)."""
 
 
 @dataclass(frozen=True, slots=True)

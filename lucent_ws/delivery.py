@@ -62,6 +62,13 @@ class Delivery:
             count += fanout(v1.values(), text_frame(payload), _present(v1, exclude))
         return count
 
+    def v2(self, data: bytes) -> int:
+        """Queue encoded JSON, as it is, for every local v2 connection; the count."""
+        v2 = self._hub.v2
+        if not v2:
+            return 0
+        return self._outbox.fanout(v2.values(), text_frame(data), [])
+
     def direct(self, conn_id: str, payload: bytes) -> bool:
         """Queue encoded JSON for one local connection; False if it is not here or closed."""
         conn = self._hub.connections.get(conn_id)

@@ -17,7 +17,7 @@ from typing import Final
 
 from . import jsoncodec
 
-__all__ = ["V1", "V2", "RoomMessage", "direct_v2", "envelope_head"]
+__all__ = ["V1", "V2", "RoomMessage", "direct_v2", "envelope_head", "frame_body"]
 
 V1: Final = 1
 """The protocol of section 3, the default."""
@@ -48,16 +48,9 @@ class RoomMessage:
     def v2(self, *, replay: bool = False) -> bytes:
         """The v2 envelope, with the history position when there is one."""
         if self.offset is None:
-            tail = b"}"
-        else:
-            tail = (
-                b',"offset":'
-                + str(self.offset).encode()
-                + b',"epoch":'
-                + jsoncodec.dumps(self.epoch)
-                + (b',"replay":true}' if replay else b"}")
-            )
-        return _envelope(self.room, self.sender, self.payload, tail)
+            return _envelope(self.room, self.sender, self.payload, b"}")
+        head = envelope_head(self.room, self.sender, self.payload)
+        return frame_body(head, self.offset, jsoncodec.dumps(self.epoch), replay=replay)
 
     @property
     def same_for_all(self) -> bool:
@@ -80,6 +73,12 @@ def envelope_head(room: str, sender: str | None, payload: bytes) -> bytes:
         + b',"payload":'
         + payload
     )
+
+
+def frame_body(head: bytes, offset: int, epoch: bytes, *, replay: bool = False) -> bytes:
+    """The v2 envelope of a head at ``offset``; ``epoch`` is the JSON-encoded epoch."""
+    tail = b',"replay":true}' if replay else b"}"
+    return head + b',"offset":' + str(offset).encode() + b',"epoch":' + epoch + tail
 
 
 def _envelope(room: str, sender: str | None, payload: bytes, tail: bytes) -> bytes:

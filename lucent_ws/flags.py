@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
-from .config import HeartbeatConfig, Limits
+from .config import DEFAULT_RECONNECT_WITHIN, HeartbeatConfig, Limits
 from .configfile import ConfigFile, load_config
 from .errors import ConfigurationError
 from .streams import DEFAULT_HISTORY_MAX_BYTES, DEFAULT_RECOVER_MAX
@@ -175,7 +175,7 @@ def build_parser(file_values: Mapping[str, Any] | None = None) -> argparse.Argum
     add(
         "--reconnect-within",
         float,
-        5.0,
+        DEFAULT_RECONNECT_WITHIN,
         "at shutdown, v2 clients spread their reconnects over this many seconds; 0: no hint",
     )
     add("--header-timeout", float, 5.0, "seconds a new socket has to send its request header")

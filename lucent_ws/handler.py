@@ -25,7 +25,7 @@ from .auth import (
     Identity,
 )
 from .codes import CloseCode, EvictionReason
-from .config import Limits
+from .config import DEFAULT_RECONNECT_WITHIN, Limits
 from .envelope import V1, V2
 from .errors import (
     AuthenticationFailed,
@@ -58,7 +58,7 @@ class HubState:
     """True once shutdown began: new handshakes get 503."""
     handshakes: int = 0
     """Handshakes in progress, counted against the connection limit."""
-    reconnect_within: float = 5.0
+    reconnect_within: float = DEFAULT_RECONNECT_WITHIN
     """The drain hint's window (seconds) sent to v2 clients before 1001; 0: none."""
 
 

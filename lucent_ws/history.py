@@ -44,6 +44,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from .errors import ConfigurationError
 from .policy import RoomPolicy
@@ -62,6 +63,7 @@ from .ring import (
 )
 
 __all__ = [
+    "DEFAULT_HISTORY_MAX_BYTES",
     "ENTRY_OVERHEAD",
     "ID_OVERHEAD",
     "ROOM_OVERHEAD",
@@ -72,10 +74,15 @@ __all__ = [
     "HistoryStats",
     "HistoryStore",
     "Position",
+    "new_epoch",
 ]
 
+DEFAULT_HISTORY_MAX_BYTES: Final = 64 * 1024 * 1024
+"""The node-wide history byte cap (``--history-max-bytes``)."""
 
-def _random_epoch() -> str:
+
+def new_epoch() -> str:
+    """A fresh random epoch (hex, so it goes into a bus header as is)."""
     return secrets.token_hex(8)
 
 
@@ -84,10 +91,10 @@ class HistoryStore:
 
     def __init__(
         self,
-        max_bytes: int = 64 * 1024 * 1024,
+        max_bytes: int = DEFAULT_HISTORY_MAX_BYTES,
         *,
         clock: Callable[[], float] = time.monotonic,
-        new_epoch: Callable[[], str] = _random_epoch,
+        new_epoch: Callable[[], str] = new_epoch,
     ) -> None:
         if max_bytes <= 0:
             raise ConfigurationError("history max_bytes must be positive")

@@ -193,6 +193,10 @@ class Node:
         """Fan encoded JSON out to every connection on this node only."""
         return self._delivery.everyone(data, exclude)
 
+    def deliver_to_v2(self, data: bytes) -> int:
+        """Fan encoded JSON out, framed once and as it is, to every v2 connection here."""
+        return self._delivery.v2(data)
+
     def headroom(self, conn: Connection) -> int:
         """Bytes a connection may still be queued before it is evicted as a slow consumer."""
         return self._outbox.headroom(conn)

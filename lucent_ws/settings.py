@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .admin.auth import generate_token
-from .config import HeartbeatConfig, Limits
+from .config import DEFAULT_RECONNECT_WITHIN, HeartbeatConfig, Limits
 from .errors import ConfigurationError
 from .hosts import LOOPBACK_HOSTS, is_loopback
 from .policy import Policies
@@ -51,7 +51,7 @@ class Settings:
     """Missed messages a rejoin with ``since`` may replay."""
     reuse_port: bool = False
     """Listen with SO_REUSEPORT; a drain first stops listening (the fresh process takes over)."""
-    reconnect_within: float = 5.0
+    reconnect_within: float = DEFAULT_RECONNECT_WITHIN
     """The drain hint: v2 clients spread their reconnects over this many seconds (0: none)."""
     policies: Policies = field(default_factory=Policies)
     """The room policies of the config file's ``[[rooms]]`` tables."""

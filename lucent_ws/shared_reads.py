@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from . import jsoncodec
 from .cluster import SharedHistory
-from .envelope import envelope_head
+from .envelope import envelope_head, frame_body
 from .errors import ConfigurationError
 from .history import HistoryStore, Position
 from .policy import RoomPolicy
 from .recovery import RecoveryReason, RecoveryResult
-from .streams import REPLAY_OVERHEAD, frame_body
+from .streams import REPLAY_OVERHEAD
 
 __all__ = ["CATCH_UP_TIMEOUT", "Replay", "finish_recovery", "prepare_recovery", "shared_page"]
 

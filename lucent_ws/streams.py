@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from . import jsoncodec
-from .envelope import RoomMessage, envelope_head
-from .history import Entry, HistoryStore, Position
+from .envelope import RoomMessage, envelope_head, frame_body
+from .history import DEFAULT_HISTORY_MAX_BYTES, Entry, HistoryStore, Position
 from .policy import RoomPolicy
 from .recovery import RecoveryResult
 
@@ -43,8 +43,6 @@ __all__ = [
 
 DEFAULT_RECOVER_MAX: Final = 300
 """Missed messages a recovery replays at most (``--recover-max``)."""
-DEFAULT_HISTORY_MAX_BYTES: Final = 64 * 1024 * 1024
-"""The node-wide history byte cap (``--history-max-bytes``)."""
 REPLAY_OVERHEAD: Final = 96
 """Bytes a replayed frame adds to its kept head: tail, epoch, WebSocket header (bound)."""
 
@@ -78,12 +76,6 @@ class HistoryPage:
     offset: int
     """The room's top offset (0: nothing published in this epoch)."""
     messages: list[dict[str, Any]]
-
-
-def frame_body(head: bytes, offset: int, epoch: bytes, *, replay: bool = False) -> bytes:
-    """The v2 envelope of a kept head at ``offset``; ``epoch`` is the JSON-encoded epoch."""
-    tail = b',"replay":true}' if replay else b"}"
-    return head + b',"offset":' + str(offset).encode() + b',"epoch":' + epoch + tail
 
 
 def since_of(since: Mapping[str, Any] | Position | tuple[int, str] | None) -> Position | None:

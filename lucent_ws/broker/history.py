@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable
 
 from ..cluster import HistoryTarget
 from ..envelope import RoomMessage
 from ..errors import Unavailable
+from ..history import new_epoch
 from ..policy import RoomPolicy
 from ..ring import Position
 from ..sequencer import Delivery, Resync, Sequencer, Step
@@ -45,11 +45,6 @@ from .queue import PublishQueue
 __all__ = ["BrokerHistory", "new_epoch"]
 
 logger = logging.getLogger("lucent_ws.broker")
-
-
-def new_epoch() -> str:
-    """A fresh random epoch (hex, so it goes into a bus header as is)."""
-    return secrets.token_hex(8)
 
 
 class BrokerHistory:
