@@ -14,7 +14,7 @@ from typing import Final
 
 from aiohttp import web
 
-from . import jsoncodec
+from . import replies
 from .manager import WebSocketManager
 
 __all__ = ["CLIENT_JS", "announce_reconnect", "client_js", "client_js_source"]
@@ -44,4 +44,4 @@ def announce_reconnect(manager: WebSocketManager, within: float) -> int:
     Sent just before a shutdown's 1001 so the official clients spread their
     first reconnect attempt over ``within`` seconds instead of all at once.
     """
-    return manager.deliver_to_v2(jsoncodec.dumps({"type": "reconnect", "within": within}))
+    return manager.deliver_to_v2(replies.encode_reconnect(within))

@@ -24,6 +24,7 @@ __all__ = [
     "encode_left",
     "encode_message",
     "encode_pong",
+    "encode_reconnect",
     "encode_reply",
     "encode_resync",
 ]
@@ -122,6 +123,11 @@ def encode_history(
     head = jsoncodec.dumps({"type": "history", "room": room, "epoch": epoch, "offset": offset})
     tail = b"}" if ref is None else b',"ref":' + jsoncodec.dumps(ref) + b"}"
     return head[:-1] + b',"messages":' + messages + tail
+
+
+def encode_reconnect(within: float) -> bytes:
+    """``{"type":"reconnect","within":S}``: the drain hint sent to v2 connections before 1001."""
+    return jsoncodec.dumps({"type": "reconnect", "within": within})
 
 
 def encode_resync(room: str, reason: str, epoch: str, offset: int) -> bytes:
